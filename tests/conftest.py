@@ -1,0 +1,65 @@
+"""Shared fixtures: the corpora in ../shared/data (or $SER_ADAPT_DATA), temp caches, tiny audio."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scenarios.corpora import available_corpora, data_root
+
+# Never let anything in the test run reach for a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_CORPORA = ("ravdess", "emodb", "emovo", "urdu")
+
+
+def _require_data() -> Path:
+    root = data_root()
+    missing = [c for c in SHARED_CORPORA if c not in available_corpora()]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the corpora: {missing} missing under {root}")
+        pytest.skip(f"corpora {missing} not found under {root} (set $SER_ADAPT_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The data root holding the four shared corpora; skips (fails under CI) when absent."""
+    return _require_data()
+
+
+@pytest.fixture(scope="session")
+def ravdess(data_dir):
+    from scenarios.corpora import load_corpus
+
+    return load_corpus("ravdess")
+
+
+@pytest.fixture(scope="session")
+def emodb(data_dir):
+    from scenarios.corpora import load_corpus
+
+    return load_corpus("emodb")
+
+
+@pytest.fixture(scope="session")
+def emovo(data_dir):
+    from scenarios.corpora import load_corpus
+
+    return load_corpus("emovo")
+
+
+@pytest.fixture(scope="session")
+def urdu(data_dir):
+    from scenarios.corpora import load_corpus
+
+    return load_corpus("urdu")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
