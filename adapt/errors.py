@@ -19,6 +19,7 @@ __all__ = [
     "SampleRateError",
     "NotFittedError",
     "UnknownUserError",
+    "UnknownSpeakerError",
     "UnknownLabelError",
     "TooFewClipsError",
     "BackboneNotAvailableError",
@@ -70,6 +71,13 @@ class UnknownUserError(SerAdaptError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0]) if self.args else "unknown user"
+
+
+class UnknownSpeakerError(SerAdaptError, KeyError):
+    """A speaker id that is not in the data (e.g. the target of a personalization split)."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else "unknown speaker"
 
 
 class UnknownLabelError(SerAdaptError, ValueError):
