@@ -1,0 +1,80 @@
+"""Few-shot heads on frozen embeddings, scikit-learn style.
+
+Every head has ``fit(X, y)``, ``predict(X) -> [N] str``, ``predict_proba(X) -> [N, C]`` ordered as
+``classes_``, ``get_state() -> dict`` (JSON-serializable) and ``Cls.from_state(d)``; it raises
+``adapt.errors.NotFittedError`` before fit and ``UnknownLabelError`` / ``ValueError`` on bad labels
+or a wrong feature dimension.
+
+* ``PrototypeHead`` — class means, cosine/euclidean, incremental classes, shrinkage to a prior.
+* ``LinearHead`` / ``MLPHead`` — torch, class weights, sample weights, warm-started fine-tuning.
+* ``SVMHead`` / ``KNNHead`` / ``GMMHead`` — classical baselines (scikit-learn).
+* ``ProtoNetHead``, ``MAMLHead`` (MAML / MetaSGD / ANIL) — meta-learned with learn2learn
+  (``adapt.heads.meta``; imported lazily because learn2learn is an optional extra).
+
+``make_head(name, **opts)`` builds one by name (``HEADS`` lists them).
+
+Example:
+    >>> import numpy as np
+    >>> from adapt.heads import make_head
+    >>> head = make_head("prototype").fit(np.eye(2), ["happy", "sad"])
+    >>> head.predict(np.array([[0.9, 0.1]])).tolist()
+    ['happy']
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .prototype import PrototypeHead
+
+# public name -> module (torch / scikit-learn / learn2learn heads load on first use)
+_LAZY = {
+    "LinearHead": ".linear",
+    "MLPHead": ".linear",
+    "SVMHead": ".classical",
+    "KNNHead": ".classical",
+    "GMMHead": ".classical",
+    "ProtoNetHead": ".meta",
+    "MAMLHead": ".meta",
+}
+
+#: registry name -> class name
+HEADS: dict[str, str] = {
+    "prototype": "PrototypeHead",
+    "linear": "LinearHead",
+    "mlp": "MLPHead",
+    "svm": "SVMHead",
+    "knn": "KNNHead",
+    "gmm": "GMMHead",
+    "protonet": "ProtoNetHead",
+    "maml": "MAMLHead",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'adapt.heads' has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def make_head(name: str, **opts: Any):
+    """A head by registry name (``"prototype"``, ``"linear"``, ...) with keyword options."""
+    if name not in HEADS:
+        raise KeyError(f"unknown head {name!r}; known heads: {sorted(HEADS)}")
+    cls = PrototypeHead if name == "prototype" else __getattr__(HEADS[name])
+    return cls(**opts)
+
+
+def head_from_state(state: dict):
+    """Rebuild any head from its ``get_state()`` dict (dispatches on ``state['type']``)."""
+    if not isinstance(state, dict) or "type" not in state:
+        raise ValueError("head state must be a dict with a 'type' entry")
+    kind = state["type"]
+    if kind not in HEADS.values():
+        raise KeyError(f"unknown head type {kind!r}; known: {sorted(HEADS.values())}")
+    cls = PrototypeHead if kind == "PrototypeHead" else __getattr__(kind)
+    return cls.from_state(state)
+
+
+__all__ = ["PrototypeHead", "HEADS", "make_head", "head_from_state", *_LAZY]
