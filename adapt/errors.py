@@ -23,6 +23,8 @@ __all__ = [
     "UnknownLabelError",
     "TooFewClipsError",
     "BackboneNotAvailableError",
+    "LabelExistsError",
+    "ProfileStoreError",
 ]
 
 
@@ -90,3 +92,11 @@ class TooFewClipsError(SerAdaptError, ValueError):
 
 class BackboneNotAvailableError(SerAdaptError, RuntimeError):
     """A backbone's weights are not available locally (no download is ever attempted)."""
+
+
+class LabelExistsError(SerAdaptError, ValueError):
+    """A new emotion class was requested under a name the user's model already knows."""
+
+
+class ProfileStoreError(SerAdaptError, RuntimeError):
+    """The profile store cannot be opened or used (newer schema, locked, closed, unreachable)."""

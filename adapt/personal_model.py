@@ -1,0 +1,284 @@
+"""The math behind per-user personalization: a global head and small per-user statistics.
+
+``GlobalHead`` is the shared, read-only model: global emotion prototypes in a speaker-normalized
+embedding space, the global embedding mean/std (used for users without enrollment), and an
+optional linear layer for unenrolled predictions. ``UserState`` is what a profile store keeps per
+user: running mean/variance of the user's embeddings (speaker normalization) and, per emotion,
+the count and sum of the user's raw embeddings. Raw sums stay valid when the normalization
+statistics change later, because normalization is affine: ``mean(z) = (mean(x) - mu) / sd``.
+
+Scoring for an enrolled user ``u`` (x: one embedding ``[D]``):
+
+    z   = (x - mu_u) / sd_u                       # mu_u, sd_u shrunk toward the global stats
+    p_c = (n_c * (s_c / n_c - mu_u) / sd_u + w * g_c) / (n_c + w)   # personal prototype, shrunk
+    P(c | x) = softmax_c(cos(z, p_c) / T)
+
+where ``g_c`` is the global prototype (absent for a user's own new emotion: then ``w = 0``) and
+``w`` the prior weight in pseudo-clips, so a user's prototype moves from the global one to their
+own mean as their clip count grows.
+
+Example:
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(40, 8)).astype("float32")
+    >>> y = np.array(["angry", "sad"] * 20)
+    >>> head = GlobalHead.fit(X, y, speakers=np.array(["a"] * 20 + ["b"] * 20))
+    >>> st = UserState.empty(8).add(X[:4], y[:4])
+    >>> head.predict_proba_user(st, X[:2]).shape
+    (2, 2)
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["GlobalHead", "UserState", "STATE_FORMAT"]
+
+STATE_FORMAT = 1
+_MAGIC = b"SAU1"
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-8)
+
+
+@dataclass(frozen=True)
+class GlobalHead:
+    """Shared model: ``classes`` [C], ``prototypes`` [C, D] (normalized space), ``mean``/``std`` [D].
+
+    ``linear`` (optional ``(W [C, D], b [C])``) scores users without enrollment; otherwise the
+    prototypes do. ``info`` records how the head was made (backbone, corpora, command).
+    """
+
+    classes: tuple[str, ...]
+    prototypes: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    temperature: float = 0.1
+    linear: tuple[np.ndarray, np.ndarray] | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c, d = self.prototypes.shape
+        if len(self.classes) != c or len(set(self.classes)) != c:
+            raise ValueError(f"{c} prototypes but classes {self.classes!r} (must be {c} distinct names)")
+        if self.mean.shape != (d,) or self.std.shape != (d,):
+            raise ValueError(f"mean/std must have shape ({d},), got {self.mean.shape}/{self.std.shape}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.linear is not None and (self.linear[0].shape != (c, d) or self.linear[1].shape != (c,)):
+            raise ValueError(f"linear must be (W [{c}, {d}], b [{c}]), got {self.linear[0].shape}, {self.linear[1].shape}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.prototypes.shape[1])
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: Sequence[str], *, speakers: Sequence[str], temperature: float = 0.1,
+            linear: bool = False, C: float = 1.0, info: dict | None = None) -> "GlobalHead":
+        """Fit on embeddings ``X`` [N, D] with labels ``y`` [N] and ``speakers`` [N].
+
+        Each speaker's embeddings are standardized with that speaker's own statistics (what an
+        enrolled user gets), then class means give the prototypes; ``linear=True`` also fits a
+        logistic regression on globally standardized embeddings (what an unenrolled user gets).
+        """
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y).astype(str)
+        spk = np.asarray(speakers).astype(str)
+        if X.ndim != 2 or len(X) != len(y) or len(y) != len(spk):
+            raise ValueError(f"X [N, D], y [N], speakers [N] expected, got {X.shape}, {y.shape}, {spk.shape}")
+        mean, std = X.mean(0), X.std(0) + 1e-6
+        Z = np.empty_like(X)
+        for s in np.unique(spk):
+            m = spk == s
+            Z[m] = (X[m] - X[m].mean(0)) / (X[m].std(0) + 1e-6) if m.sum() > 1 else (X[m] - mean) / std
+        classes = tuple(str(c) for c in sorted(set(y)))
+        protos = np.stack([Z[y == c].mean(0) for c in classes])
+        lin = None
+        if linear:
+            from sklearn.linear_model import LogisticRegression
+
+            lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced").fit((X - mean) / std, y)
+            order = [list(lr.classes_).index(c) for c in classes]
+            lin = (lr.coef_[order].astype(np.float32), lr.intercept_[order].astype(np.float32))
+        return cls(classes=classes, prototypes=protos.astype(np.float32), mean=mean.astype(np.float32),
+                   std=std.astype(np.float32), temperature=float(temperature), linear=lin, info=dict(info or {}))
+
+    # -- scoring -----------------------------------------------------------------------------
+    def predict_proba_global(self, X: np.ndarray) -> np.ndarray:
+        """``[N, C]`` probabilities over ``classes`` for a user without enrollment."""
+        Z = (np.asarray(X, dtype=np.float32) - self.mean) / self.std
+        if self.linear is not None:
+            return _softmax(Z @ self.linear[0].T + self.linear[1])
+        return _softmax(_unit(Z) @ _unit(self.prototypes).T / self.temperature)
+
+    def user_classes(self, state: "UserState") -> tuple[str, ...]:
+        """Global classes followed by the user's own emotions."""
+        return self.classes + tuple(c for c in state.labels if c not in self.classes)
+
+    def predict_proba_user(self, state: "UserState", X: np.ndarray, *, prior_weight: float = 2.0,
+                           norm_prior: float = 4.0) -> np.ndarray:
+        """``[N, C_u]`` probabilities over ``user_classes(state)`` for an enrolled user."""
+        mu, sd = state.normalizer(self.mean, self.std, norm_prior)
+        Z = (np.asarray(X, dtype=np.float32) - mu) / sd
+        classes = self.user_classes(state)
+        protos = np.empty((len(classes), self.dim), dtype=np.float32)
+        index = {c: i for i, c in enumerate(state.labels)}
+        for k, c in enumerate(classes):
+            g = self.prototypes[k] if k < len(self.classes) else None
+            i = index.get(c)
+            n = float(state.counts[i]) if i is not None else 0.0
+            if n <= 0:
+                protos[k] = g  # a global class this user has not enrolled (user classes always have n > 0)
+                continue
+            own = (state.sums[i] / n - mu) / sd
+            w = prior_weight if g is not None else 0.0
+            protos[k] = (n * own + w * (g if g is not None else 0.0)) / (n + w)
+        return _softmax(_unit(Z) @ _unit(protos).T / self.temperature)
+
+    # -- persistence -------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """JSON-serializable state (lists/floats/str); ``GlobalHead.from_state`` restores it."""
+        d = {"format": "ser-adapt.GlobalHead", "version": 1, "classes": list(self.classes),
+             "prototypes": self.prototypes.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist(),
+             "temperature": self.temperature, "info": self.info}
+        if self.linear is not None:
+            d["linear"] = {"W": self.linear[0].tolist(), "b": self.linear[1].tolist()}
+        return d
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> "GlobalHead":
+        if not isinstance(d, dict) or d.get("format") != "ser-adapt.GlobalHead":
+            raise ValueError("not a ser-adapt GlobalHead state (missing format 'ser-adapt.GlobalHead')")
+        f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+        lin = (f32(d["linear"]["W"]), f32(d["linear"]["b"])) if d.get("linear") else None
+        return cls(classes=tuple(str(c) for c in d["classes"]), prototypes=f32(d["prototypes"]), mean=f32(d["mean"]),
+                   std=f32(d["std"]), temperature=float(d["temperature"]), linear=lin, info=d.get("info", {}))
+
+    def save(self, path) -> None:
+        with open(path, "w") as fh:
+            json.dump(self.get_state(), fh, separators=(",", ":"))
+
+    @classmethod
+    def load(cls, path) -> "GlobalHead":
+        with open(path) as fh:
+            return cls.from_state(json.load(fh))
+
+
+@dataclass(frozen=True)
+class UserState:
+    """One user's statistics; immutable (``add`` returns a new state).
+
+    ``labels`` [C], ``counts`` [C] (clips per label), ``sums`` [C, D] (sum of raw embeddings),
+    ``custom`` (labels this user created with ``add_emotion``), ``n``/``mean``/``m2`` [D]
+    (Welford running statistics over every clip of the user).
+    """
+
+    dim: int
+    labels: tuple[str, ...] = ()
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    custom: tuple[str, ...] = ()
+    n: int = 0
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+
+    @classmethod
+    def empty(cls, dim: int) -> "UserState":
+        return cls(dim=dim, sums=np.zeros((0, dim), np.float32), mean=np.zeros(dim, np.float64),
+                   m2=np.zeros(dim, np.float64))
+
+    def add(self, X: np.ndarray, y: Sequence[str], *, custom: Sequence[str] = ()) -> "UserState":
+        """A new state with the clips ``X`` [N, D] labelled ``y`` [N] folded in."""
+        X = np.asarray(X, dtype=np.float64)
+        labels = list(self.labels)
+        counts = list(self.counts)
+        sums = [row.astype(np.float64) for row in self.sums]
+        for lab in y:
+            if lab not in labels:
+                labels.append(lab), counts.append(0.0), sums.append(np.zeros(self.dim))
+        index = {c: i for i, c in enumerate(labels)}
+        for x, lab in zip(X, y):
+            counts[index[lab]] += 1.0
+            sums[index[lab]] = sums[index[lab]] + x
+        # Chan et al. parallel update of the running mean / M2 with the batch's statistics
+        nb = len(X)
+        mb, m2b = X.mean(0), ((X - X.mean(0)) ** 2).sum(0)
+        n = self.n + nb
+        delta = mb - self.mean
+        mean = self.mean + delta * nb / n
+        m2 = self.m2 + m2b + delta ** 2 * self.n * nb / n
+        return UserState(dim=self.dim, labels=tuple(labels), counts=np.asarray(counts, np.float64),
+                         sums=np.asarray(sums, np.float32).reshape(len(labels), self.dim),
+                         custom=tuple(dict.fromkeys(self.custom + tuple(custom))), n=n, mean=mean, m2=m2)
+
+    def normalizer(self, g_mean: np.ndarray, g_std: np.ndarray, prior: float) -> tuple[np.ndarray, np.ndarray]:
+        """User mean/std pooled with ``prior`` pseudo-clips drawn from the global statistics."""
+        n, k = float(self.n), float(prior)
+        mu = (n * self.mean + k * g_mean) / (n + k)
+        var = (self.m2 + k * g_std.astype(np.float64) ** 2 + (n * k / (n + k)) * (self.mean - g_mean) ** 2) / (n + k)
+        return mu.astype(np.float32), np.sqrt(var).astype(np.float32) + 1e-6
+
+    def count(self, label: str) -> int:
+        return int(self.counts[self.labels.index(label)]) if label in self.labels else 0
+
+    # -- persistence: compact binary for the store, JSON for export -----------------------
+    def to_bytes(self) -> bytes:
+        header = json.dumps({"v": STATE_FORMAT, "dim": self.dim, "labels": list(self.labels),
+                             "counts": [float(c) for c in self.counts], "custom": list(self.custom),
+                             "n": self.n}).encode()
+        return (_MAGIC + struct.pack("<I", len(header)) + header + self.sums.astype("<f4").tobytes()
+                + self.mean.astype("<f8").tobytes() + self.m2.astype("<f8").tobytes())
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "UserState":
+        if blob[:4] != _MAGIC:
+            raise ValueError("not a ser-adapt user state blob (bad magic)")
+        (hlen,) = struct.unpack_from("<I", blob, 4)
+        h = json.loads(blob[8:8 + hlen])
+        if h.get("v") != STATE_FORMAT:
+            raise ValueError(f"unsupported user state format {h.get('v')!r} (expected {STATE_FORMAT})")
+        d, c = int(h["dim"]), len(h["labels"])
+        off = 8 + hlen
+        sums = np.frombuffer(blob, "<f4", c * d, off).reshape(c, d)
+        mean = np.frombuffer(blob, "<f8", d, off + 4 * c * d)
+        m2 = np.frombuffer(blob, "<f8", d, off + 4 * c * d + 8 * d)
+        return cls(dim=d, labels=tuple(h["labels"]), counts=np.asarray(h["counts"], np.float64), sums=sums,
+                   custom=tuple(h["custom"]), n=int(h["n"]), mean=mean, m2=m2)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": "ser-adapt.UserState", "version": STATE_FORMAT, "dim": self.dim,
+                "labels": list(self.labels), "counts": self.counts.tolist(), "sums": self.sums.tolist(),
+                "custom": list(self.custom), "n": self.n, "mean": self.mean.tolist(), "m2": self.m2.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "UserState":
+        """Validate and restore an exported state; ValueError names what is wrong."""
+        if not isinstance(d, dict) or d.get("format") != "ser-adapt.UserState":
+            raise ValueError("not an exported ser-adapt user state (format must be 'ser-adapt.UserState')")
+        try:
+            dim, labels = int(d["dim"]), tuple(str(x) for x in d["labels"])
+            counts = np.asarray(d["counts"], np.float64)
+            sums = np.asarray(d["sums"], np.float32).reshape(len(labels), dim)
+            mean, m2 = np.asarray(d["mean"], np.float64), np.asarray(d["m2"], np.float64)
+            n = int(d["n"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed user state: {exc}") from None
+        if counts.shape != (len(labels),) or mean.shape != (dim,) or m2.shape != (dim,) or len(set(labels)) != len(labels):
+            raise ValueError(f"inconsistent user state: {len(labels)} labels, counts {counts.shape}, dim {dim}")
+        for arr in (counts, sums, mean, m2):
+            if not np.isfinite(arr).all():
+                raise ValueError("user state holds NaN or infinity")
+        if (counts < 0).any() or n < 0 or (m2 < 0).any():
+            raise ValueError("user state holds negative counts or variances")
+        return cls(dim=dim, labels=labels, counts=counts, sums=sums, custom=tuple(d.get("custom", ())),
+                   n=n, mean=mean, m2=m2)
