@@ -12,7 +12,9 @@ Example:
 from __future__ import annotations
 
 import io
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -37,6 +39,10 @@ DEFAULT_MAX_SECONDS = 600.0
 #: peak absolute amplitude under which a clip counts as silent (about -80 dBFS)
 SILENCE_PEAK = 1e-4
 _MIN_RATE, _MAX_RATE = 1_000, 768_000
+_MAX_CHANNELS = 16
+# torchaudio's windowed-sinc kernel has (new/g) x (orig/g) taps (g = gcd of the rates): fine for
+# 44.1k/48k/22.05k/8k, but a rate like 7919 Hz would build a 16000 x 7919 kernel and take seconds.
+_MAX_SINC_KERNEL = 10_000_000
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, "torch.Tensor"]  # noqa: F821
 
@@ -61,82 +67,149 @@ class Waveform:
 def _describe(source: object) -> str:
     if isinstance(source, (str, os.PathLike)):
         return repr(os.fspath(source))
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    if isinstance(source, (bytes, bytearray)):
         return f"<{len(source)} bytes>"
+    if isinstance(source, memoryview):
+        return f"<{source.nbytes} bytes>"
     return f"<{type(source).__name__}>"
 
 
-def _decode(source: object) -> tuple[np.ndarray, int]:
-    """Decode a file-like source to ``(channels, time)`` float32 and its rate."""
-    import soundfile as sf
+def _sf_reason(error: Exception) -> str:
+    # libsndfile messages embed the repr of our BytesIO ("Error opening <_io.BytesIO ...>: ..."):
+    # keep only the reason
+    text = str(error)
+    text = re.sub(r"^Error opening .*?: ", "", text)
+    return text.replace("Error : ", "").strip() or type(error).__name__
 
+
+def _open(source: object) -> tuple[object, str]:
+    """A path string or BytesIO that soundfile can read, plus a description for messages."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
             raise UnreadableAudioError(f"no audio file at {str(path)!r}")
-        data_source: object = str(path)
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
+        if path.stat().st_size == 0:
+            raise EmptyAudioError(f"empty audio: {str(path)!r} is a 0-byte file")
+        return str(path), _describe(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raw = bytes(source)
+        if len(raw) == 0:
             raise EmptyAudioError("empty audio: got 0 bytes")
-        data_source = io.BytesIO(bytes(source))
-    elif hasattr(source, "read"):
-        raw = source.read()
+        return io.BytesIO(raw), _describe(source)
+    if hasattr(source, "read"):
+        try:
+            raw = source.read()
+        except Exception as err:  # closed file, text-mode decode error, socket error, ...
+            raise UnreadableAudioError(f"cannot read from {_describe(source)}: {err}") from err
         if not isinstance(raw, (bytes, bytearray)):
-            raise UnreadableAudioError(f"file object returned {type(raw).__name__}, expected bytes")
+            raise UnreadableAudioError(
+                f"file object returned {type(raw).__name__}, expected bytes (open the file in 'rb' mode)"
+            )
         if len(raw) == 0:
             raise EmptyAudioError("empty audio: the file object held 0 bytes")
-        data_source = io.BytesIO(bytes(raw))
-    else:
-        raise UnreadableAudioError(f"cannot read audio from {type(source).__name__}")
+        return io.BytesIO(bytes(raw)), f"<{len(raw)} bytes from {type(source).__name__}>"
+    raise UnreadableAudioError(
+        f"cannot read audio from {type(source).__name__}: pass a path, bytes, a binary file object or an array"
+    )
+
+
+def _decode(source: object, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Decode a file-like source to ``(channels, time)`` float32 and its rate."""
+    import soundfile as sf
+
+    data_source, what = _open(source)
+    try:
+        info = sf.info(data_source)
+    except Exception as err:  # noqa: BLE001 - libsndfile raises several types; all mean "not audio"
+        raise UnreadableAudioError(f"cannot decode audio from {what}: {_sf_reason(err)}") from None
+    if isinstance(data_source, io.BytesIO):
+        data_source.seek(0)
+    # reject over-long files from the header, before decoding an hour of audio into memory
+    if max_seconds is not None and info.samplerate > 0 and info.frames > 0:
+        header_seconds = info.frames / info.samplerate
+        if header_seconds > max_seconds:
+            raise TooLongAudioError(
+                f"clip is {header_seconds:.1f} s long, longer than the maximum {max_seconds} s ({what})"
+            )
     try:
         data, rate = sf.read(data_source, dtype="float32", always_2d=True)
-        return np.ascontiguousarray(data.T), int(rate)
-    except Exception as sf_error:  # libsndfile cannot decode it: try torchaudio (mp3 etc.)
-        first = sf_error
-    try:
-        import torchaudio
-
-        if isinstance(data_source, io.BytesIO):
-            data_source.seek(0)
-        tensor, rate = torchaudio.load(data_source)
-        return tensor.numpy().astype(np.float32, copy=False), int(rate)
-    except Exception:  # noqa: BLE001 - report the first, more specific decoder error
-        raise UnreadableAudioError(f"cannot decode audio from {_describe(source)}: {first}") from None
+    except Exception as err:  # noqa: BLE001 - truncated or corrupt payload behind a valid header
+        raise UnreadableAudioError(f"cannot decode audio from {what}: {_sf_reason(err)}") from None
+    return np.ascontiguousarray(data.T), int(rate)
 
 
-def _from_array(array: object, sr: int | None) -> tuple[np.ndarray, int]:
-    if sr is None:
-        raise SampleRateError("an array needs its sample rate: pass sr=<Hz>")
+def _to_numpy(array: object) -> np.ndarray:
     if type(array).__module__.startswith("torch"):
-        array = array.detach().cpu().numpy()  # type: ignore[attr-defined]
-    arr = np.asarray(array)
+        import torch
+
+        tensor = array.detach().cpu()  # type: ignore[attr-defined]
+        if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
+            tensor = tensor.float()  # bfloat16 / float8 have no numpy equivalent
+        return tensor.numpy()
+    return np.asarray(array)
+
+
+def _from_array(array: object, rate: int, max_seconds: float | None) -> np.ndarray:
+    """Validate an array source and return it as ``(channels, time)`` float32 in [-1, 1] for PCM."""
+    arr = _to_numpy(array)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise AudioShapeError(f"expected a numeric array, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise AudioShapeError(f"expected real samples, got complex dtype {arr.dtype}")
+    if arr.ndim in (1, 2) and arr.size == 0:
+        raise EmptyAudioError(f"empty audio: array of shape {arr.shape} has 0 samples")
     if arr.ndim == 1:
         arr = arr[None, :]
     elif arr.ndim == 2:
         # (channels, time) with few channels; accept (time, channels) when clearly so
-        if arr.shape[0] > 16 and arr.shape[1] <= 16:
+        if arr.shape[0] > _MAX_CHANNELS and arr.shape[1] <= _MAX_CHANNELS:
             arr = arr.T
-        if arr.shape[0] > 16:
-            raise AudioShapeError(f"expected (channels, time) with at most 16 channels, got shape {arr.shape}")
+        if arr.shape[0] > _MAX_CHANNELS:
+            raise AudioShapeError(
+                f"expected (channels, time) with at most {_MAX_CHANNELS} channels, got shape {arr.shape}"
+            )
     else:
         raise AudioShapeError(f"expected a 1D (time,) or 2D (channels, time) array, got {arr.ndim}D shape {arr.shape}")
+    # check the length before converting: an hour-long int16 array would otherwise be copied twice
+    if max_seconds is not None and arr.shape[1] / rate > max_seconds:
+        raise TooLongAudioError(f"clip is {arr.shape[1] / rate:.1f} s long, longer than the maximum {max_seconds} s")
+    if arr.dtype == bool:
+        return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.integer):
         info = np.iinfo(arr.dtype)
-        scale = float(max(abs(info.min), info.max))
-        out = arr.astype(np.float64) / scale
-        if info.min == 0:  # unsigned PCM is offset-binary
-            out = out * 2.0 - 1.0
-        arr = out
-    return arr.astype(np.float32), sr
+        if info.min == 0:  # unsigned PCM is offset-binary: mid-scale is silence
+            mid = (float(info.max) + 1.0) / 2.0
+            return ((arr.astype(np.float64) - mid) / mid).astype(np.float32)
+        return (arr.astype(np.float64) / -float(info.min)).astype(np.float32)
+    if arr.dtype != np.float64 and arr.dtype != np.float32:
+        arr = arr.astype(np.float32)  # float16 and friends
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise NonFiniteAudioError(f"audio holds {bad} non-finite (NaN/inf) samples")
+    # float64 beyond float32's range would overflow to inf in the cast
+    if arr.dtype == np.float64 and np.abs(arr).max() > np.finfo(np.float32).max:
+        raise NonFiniteAudioError("audio holds samples beyond the float32 range (|x| > 3.4e38)")
+    return arr.astype(np.float32)
+
+
+def _check_rate(sr: object, what: str) -> int:
+    if isinstance(sr, (float, np.floating)) and float(sr).is_integer():
+        sr = int(sr)  # 16000.0 from a config file means 16 kHz
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or not _MIN_RATE <= int(sr) <= _MAX_RATE:
+        raise SampleRateError(f"{what} must be an integer in [{_MIN_RATE}, {_MAX_RATE}] Hz, got {sr!r}")
+    return int(sr)
 
 
 def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Resample mono ``(time,)`` float32; windowed sinc (torchaudio), FFT for awkward rate ratios."""
     if rate == target:
         return samples
+    g = math.gcd(rate, target)
+    if (rate // g) * (target // g) > _MAX_SINC_KERNEL:
+        from scipy.signal import resample
+
+        n_out = max(1, int(round(len(samples) * target / rate)))
+        return resample(samples.astype(np.float64), n_out).astype(np.float32)
     import torch
     import torchaudio.functional as AF
 
@@ -156,46 +229,73 @@ def load_audio(
     """Load and validate one clip.
 
     Arguments:
-        source: a path, ``bytes``, a binary file object, or a numpy / torch array shaped
-            ``(time,)`` or ``(channels, time)`` (``(time, channels)`` is accepted when unambiguous).
+        source: a path, ``bytes``, a binary file object, a ``Waveform`` (returned as is), or a numpy /
+            torch array shaped ``(time,)`` or ``(channels, time)`` (``(time, channels)`` is accepted
+            when unambiguous: more than 16 rows and at most 16 columns). Integer arrays are PCM
+            (int16 full scale is 32768; unsigned types are offset-binary); float arrays are used as is.
         sr: the sample rate of an array source (required for arrays; ignored for files, whose
             header says it).
         target_sr: output rate (16 kHz, what every backbone expects).
         min_seconds: shorter clips raise ``TooShortAudioError``.
-        max_seconds: longer clips raise ``TooLongAudioError`` (``None``: no limit).
+        max_seconds: longer clips raise ``TooLongAudioError`` (``None``: no limit). Files are checked
+            from their header, before decoding.
 
     Returns:
-        ``Waveform`` with float32 mono samples ``(time,)`` at ``target_sr``.
+        ``Waveform`` with float32 mono samples ``(time,)`` at ``target_sr``; ``is_silent`` when the
+        peak is under ``SILENCE_PEAK``. Float files that exceed full scale are peak-normalized.
 
     Raises:
-        AudioError subclasses: ``UnreadableAudioError``, ``EmptyAudioError``, ``TooShortAudioError``,
-        ``TooLongAudioError``, ``NonFiniteAudioError``, ``AudioShapeError``, ``SampleRateError``.
+        AudioError subclasses: ``UnreadableAudioError`` (missing file, not audio, corrupt or
+        truncated), ``EmptyAudioError`` (0 bytes or 0 samples), ``TooShortAudioError``,
+        ``TooLongAudioError``, ``NonFiniteAudioError``, ``AudioShapeError`` (rank, channel count or
+        dtype), ``SampleRateError``.
+
+    Example:
+        >>> import numpy as np
+        >>> w = load_audio(np.ones((2, 44100), dtype=np.int16), sr=44100)
+        >>> w.samples.shape, w.original_sample_rate, round(w.duration_s, 3)
+        ((16000,), 44100, 1.0)
     """
     if isinstance(source, Waveform):
         return source
+    target_sr = _check_rate(target_sr, "target_sr")
+    if isinstance(min_seconds, bool) or not isinstance(min_seconds, (int, float)) or not min_seconds >= 0:
+        raise ValueError(f"min_seconds must be a number >= 0, got {min_seconds!r}")
+    if max_seconds is not None and (
+        isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
+    ):
+        raise ValueError(f"max_seconds must be a positive number or None, got {max_seconds!r}")
     is_array = isinstance(source, np.ndarray) or type(source).__module__.startswith("torch")
     if is_array:
-        data, rate = _from_array(source, sr)
+        if sr is None:
+            raise SampleRateError("an array needs its sample rate: pass sr=<Hz>")
+        rate = _check_rate(sr, "sample rate")
+        data = _from_array(source, rate, max_seconds)
+        described = f"array of shape {tuple(data.shape)}"
     else:
-        data, rate = _decode(source)
-    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not _MIN_RATE <= int(rate) <= _MAX_RATE:
-        raise SampleRateError(f"sample rate must be an integer in [{_MIN_RATE}, {_MAX_RATE}] Hz, got {rate!r}")
-    rate = int(rate)
-    if data.shape[-1] == 0:
-        raise EmptyAudioError(f"empty audio: 0 samples in {_describe(source)}")
-    if not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).sum())
-        raise NonFiniteAudioError(f"audio holds {bad} non-finite (NaN/inf) samples")
+        data, rate = _decode(source, max_seconds)
+        rate = _check_rate(rate, f"sample rate of {_describe(source)}")
+        described = _describe(source)
+        if data.shape[-1] == 0:
+            raise EmptyAudioError(f"empty audio: 0 samples in {described}")
+        if not np.isfinite(data).all():
+            bad = int((~np.isfinite(data)).sum())
+            raise NonFiniteAudioError(f"audio holds {bad} non-finite (NaN/inf) samples ({described})")
     duration = data.shape[-1] / rate
     if duration < min_seconds:
-        raise TooShortAudioError(f"clip is {duration:.3f} s long, shorter than the minimum {min_seconds} s")
+        raise TooShortAudioError(
+            f"clip is {duration:.3f} s long ({data.shape[-1]} samples at {rate} Hz), "
+            f"shorter than the minimum {min_seconds} s"
+        )
     if max_seconds is not None and duration > max_seconds:
         raise TooLongAudioError(f"clip is {duration:.1f} s long, longer than the maximum {max_seconds} s")
-    mono = data.mean(axis=0) if data.shape[0] > 1 else data[0]
+    mono = data.mean(axis=0, dtype=np.float64).astype(np.float32) if data.shape[0] > 1 else data[0]
     peak = float(np.abs(mono).max())
     if peak > 1.0 + 1e-6 and not is_array:
         mono = mono / peak  # float files may exceed full scale; keep the shape, fix the level
-    mono = _resample(mono.astype(np.float32, copy=False), rate, target_sr)
+    mono = _resample(np.ascontiguousarray(mono, dtype=np.float32), rate, target_sr)
+    if not np.isfinite(mono).all():  # huge float arrays can overflow in the resampling filter
+        raise NonFiniteAudioError(f"resampling {described} from {rate} Hz overflowed: rescale the samples")
     return Waveform(
         samples=np.ascontiguousarray(mono, dtype=np.float32),
         sample_rate=target_sr,
