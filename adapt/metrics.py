@@ -28,6 +28,7 @@ __all__ = [
     "forgetting",
     "forward_transfer",
     "bootstrap_ci",
+    "summarize",
 ]
 
 
@@ -57,6 +58,17 @@ def unweighted_average_recall(y_true, y_pred) -> float:
     """UA: the mean over the classes present in ``y_true`` of each class's recall. Range [0, 1]."""
     rec = per_class_recall(y_true, y_pred)
     return float(np.mean(list(rec.values())))
+
+
+def summarize(y_true, y_pred) -> dict:
+    """The headline numbers in report order: ``{"ua", "wa", "macro_f1", "n"}``.
+
+    Example:
+        >>> summarize(["a", "a", "b"], ["a", "b", "b"])["ua"]
+        0.75
+    """
+    t, p = _pair(y_true, y_pred)
+    return {"ua": unweighted_average_recall(t, p), "wa": weighted_accuracy(t, p), "macro_f1": macro_f1(t, p), "n": len(t)}
 
 
 def weighted_accuracy(y_true, y_pred) -> float:
@@ -102,6 +114,8 @@ def _square(matrix) -> np.ndarray:
     r = np.asarray(matrix, dtype=np.float64)
     if r.ndim != 2 or r.shape[0] != r.shape[1] or r.shape[0] == 0:
         raise ValueError(f"expected a square (T, T) accuracy matrix, got shape {r.shape}")
+    if not np.isfinite(r).all():
+        raise ValueError(f"accuracy matrix holds non-finite entries: {r.tolist()}")
     return r
 
 
@@ -160,6 +174,8 @@ def bootstrap_ci(
         raise ValueError(f"groups must have one entry per prediction: {g.shape} vs {t.shape}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
     uniq = np.unique(g)
     members = [np.flatnonzero(g == u) for u in uniq]
     rng = np.random.default_rng(seed)
