@@ -93,7 +93,10 @@ class ClipRecord:
 
     @property
     def clip_id(self) -> str:
-        """Stable id: ``<corpus>/<path relative to the corpus folder>``."""
+        """Stable id: ``<corpus>/<parent folder>/<file name>`` (e.g. ``ravdess/Actor_01/03-01-...flac``).
+
+        Unique within a corpus whose files sit at most one folder below ``audio/`` (the shared format).
+        """
         return f"{self.corpus}/{self.path.parent.name}/{self.path.name}"
 
 
@@ -187,7 +190,8 @@ class Corpus:
         sp = set(speakers) if speakers is not None else None
         em = {harmonize_emotion(e) for e in emotions} if emotions is not None else None
         la = set(languages) if languages is not None else None
-        for wanted, have, what in ((sp, self.speakers, "speaker"), (em, self.emotions, "emotion")):
+        checks = ((sp, self.speakers, "speaker"), (em, self.emotions, "emotion"), (la, self.languages, "language"))
+        for wanted, have, what in checks:
             if wanted is not None and not wanted <= set(have):
                 unknown = sorted(wanted - set(have))
                 raise KeyError(f"unknown {what}(s) {unknown} in corpus {self.name!r}; known: {list(have)}")
@@ -236,8 +240,13 @@ def load_corpus(name_or_path: str | os.PathLike, root: str | os.PathLike | None 
         for line, row in enumerate(reader, start=2):
             try:
                 duration = float(row["duration_s"])
-            except ValueError:
+            except (TypeError, ValueError):
                 raise ValueError(f"{meta}:{line}: duration_s {row['duration_s']!r} is not a number") from None
+            if not duration > 0 or duration == float("inf"):
+                raise ValueError(f"{meta}:{line}: duration_s {row['duration_s']!r} must be a positive number")
+            empty = [k for k in ("path", "speaker", "emotion") if not (row[k] or "").strip()]
+            if empty:
+                raise ValueError(f"{meta}:{line}: empty {empty} in row {row}")
             rel = Path(row["path"])
             stem = rel.stem
             text_id = row.get("text_id") or (rule(stem) if rule else None)
