@@ -38,7 +38,7 @@ def _embedder(waves):  # never called: these tests write embeddings directly
 def pg_url():
     url, stop = start_postgres()
     if url is None:
-        if os.environ.get("CI", "").lower() == "true":
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
             pytest.fail(f"CI must test PostgreSQL: {stop}")
         pytest.skip(stop)
     yield url

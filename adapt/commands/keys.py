@@ -1,0 +1,57 @@
+"""``ser-adapt keys ...``: create, list and revoke per-tenant API keys of the HTTP service."""
+from __future__ import annotations
+
+import typer
+
+STORE_HELP = "profile store: SQLite path or postgresql:// URL (default: $SER_ADAPT_STORE or the user data folder)"
+
+
+def store_option():
+    return typer.Option(None, "--store", envvar="SER_ADAPT_STORE", help=STORE_HELP)
+
+
+def open_cli_store(store: str | None):
+    from ..personalizer import default_store_path
+    from ..profiles import open_store
+
+    return open_store(store if store else default_store_path())
+
+
+def register(app: typer.Typer) -> None:
+    keys = typer.Typer(help="Per-tenant API keys for `ser-adapt serve` (stored hashed).", no_args_is_help=True)
+
+    @keys.command("create")
+    def create(tenant: str = typer.Option(..., "--tenant", help="tenant name ([A-Za-z0-9_.-], up to 64)"),
+               read_only: bool = typer.Option(False, "--read-only", help="key may only read and predict"),
+               store: str = store_option()) -> None:
+        """Create a key and print it once; only its SHA-256 hash is stored."""
+        with open_cli_store(store) as s:
+            try:
+                key = s.create_key(tenant, read_only=read_only)
+            except ValueError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2)
+        typer.echo(key)
+
+    @keys.command("list")
+    def list_(tenant: str = typer.Option(None, "--tenant"), store: str = store_option()) -> None:
+        """List key ids (never the keys) with tenant, mode and state."""
+        import datetime as dt
+
+        with open_cli_store(store) as s:
+            for k in s.list_keys(tenant):
+                when = dt.datetime.fromtimestamp(k.created_at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+                typer.echo(f"{k.key_id}\t{k.tenant}\t{'read-only' if k.read_only else 'read-write'}\t"
+                           f"{'revoked' if k.revoked else 'active'}\t{when}")
+
+    @keys.command("revoke")
+    def revoke(key_id: str = typer.Argument(..., help="key id (the 12 hex digits after 'sa_')"),
+               store: str = store_option()) -> None:
+        """Revoke a key: requests with it get 401 from then on."""
+        with open_cli_store(store) as s:
+            if not s.revoke_key(key_id):
+                typer.echo(f"error: no active key with id {key_id!r}", err=True)
+                raise typer.Exit(1)
+        typer.echo(f"revoked {key_id}")
+
+    app.add_typer(keys, name="keys")
