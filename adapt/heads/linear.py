@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ._base import (check_known, check_sample_weight, check_state, check_X, check_Xy, require_fitted,
-                    state_header)
+                    state_header, torch_threads)
 
 __all__ = ["LinearHead", "MLPHead"]
 
@@ -133,7 +133,8 @@ class _TorchHead:
         w = self._weights(y_idx, sw, len(self.classes_))
         ref = [p.detach().clone() for p in self.module_.parameters()] if anchor else None
         self.module_.train()
-        self._optimize(Z, t, w, ref, iters)
+        with torch_threads(1):
+            self._optimize(Z, t, w, ref, iters)
         self.module_.eval()
 
     def decision_function(self, X) -> np.ndarray:

@@ -1,0 +1,368 @@
+"""Meta-learned heads on frozen embeddings, trained on speaker-aware episodes with learn2learn.
+
+Two steps: ``meta_fit(X, y, speakers)`` learns, from many training speakers, *how to adapt*;
+``fit(X, y)`` then adapts to one new speaker (or language) from a few shots.
+
+* ``ProtoNetHead`` — ProtoNet (Snell et al. 2017): a small embedding adapter (MLP ``D -> dim``)
+  trained so that class means of ``shots`` support clips classify the query clips of the same
+  episode; ``fit`` builds a ``PrototypeHead`` in the adapted space, shrunk toward the global
+  prototypes of the training speakers (so it is incremental in classes, like ``PrototypeHead``).
+* ``MAMLHead`` — a small classifier (optional hidden MLP + linear output over all training
+  emotions) whose initialization is meta-learned so that ``adapt_steps`` gradient steps on a
+  speaker's shots help that speaker most: ``algorithm="maml"`` (``learn2learn.algorithms.MAML``,
+  ``first_order=True`` for FOMAML), ``"metasgd"`` (``MetaSGD``: per-parameter learned step sizes)
+  or ``"anil"`` (only the output layer adapts; the hidden layer is learned in the outer loop).
+
+Episodes come from ``scenarios.episodes.EpisodeSampler`` (``TaskDataset`` / ``NWays`` /
+``KShots`` / ``LoadData``); ``mode="personal"`` draws support and query from one speaker.
+Inputs are standardized with the meta-training statistics. ``learn2learn`` is the optional
+``meta`` extra.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(m, 0.5, size=(30, 8)) for m in (0, 3, -3)]).astype("float32")
+    >>> y = np.repeat(["sad", "happy", "angry"], 30); spk = np.tile(np.repeat(["a", "b", "c"], 10), 3)
+    >>> head = MAMLHead(algorithm="anil", episodes=20, shots=2, queries=2).meta_fit(X, y, spk)
+    >>> head.fit(X[::10], y[::10]).score(X, y) > 0.9
+    True
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import NotFittedError
+from ._base import (check_known, check_state, check_X, check_Xy, require_fitted, softmax, state_header,
+                    torch_threads)
+from .prototype import PrototypeHead
+
+__all__ = ["ProtoNetHead", "MAMLHead", "ALGORITHMS"]
+
+ALGORITHMS = ("maml", "metasgd", "anil")
+
+
+def _mlp(d_in: int, hidden: tuple[int, ...], d_out: int | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(d_in, h), nn.ReLU()]
+        d_in = h
+    if d_out is not None:
+        layers.append(nn.Linear(d_in, d_out))
+    return nn.Sequential(*layers)
+
+
+def _positive_int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    return int(v)
+
+
+def _positive(name: str, v) -> float:
+    if not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    return float(v)
+
+
+class _MetaBase:
+    """Standardization, episode sampling and the shared predict/score surface."""
+
+    def _check_episode_args(self, ways, shots, queries, episodes, mode, seed):
+        from scenarios.episodes import MODES
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.ways = None if ways is None else _positive_int("ways", ways)
+        self.shots, self.queries = _positive_int("shots", shots), _positive_int("queries", queries)
+        self.episodes, self.mode, self.seed = _positive_int("episodes", episodes), mode, int(seed)
+
+    def _prepare(self, X, y, speakers):
+        from scenarios.episodes import EpisodeSampler
+
+        X, y = check_Xy(X, y)
+        self.mean_ = X.mean(axis=0).astype(np.float64)
+        self.scale_ = np.maximum(X.std(axis=0).astype(np.float64), 1e-6)
+        self.n_features_in_ = X.shape[1]
+        Z = self._z(X).numpy()
+        sampler = EpisodeSampler(Z, y, speakers, ways=self.ways or len(set(y.tolist())), shots=self.shots,
+                                 queries=self.queries, mode=self.mode, seed=self.seed)
+        torch.manual_seed(self.seed)
+        return Z, y, sampler
+
+    def _z(self, X: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32)
+
+    def _require_meta(self) -> None:
+        if getattr(self, "mean_", None) is None:
+            raise NotFittedError(f"{type(self).__name__} is not meta-trained: call meta_fit(X, y, speakers) first")
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``[N, C]`` ordered as ``classes_``."""
+        return softmax(self.decision_function(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels ``[N]``."""
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    def score(self, X, y) -> float:
+        """UA on ``X, y``; every label must be known."""
+        from ..metrics import unweighted_average_recall
+
+        require_fitted(self)
+        X, y = check_Xy(X, y, dim=self.n_features_in_)
+        check_known(y.tolist(), self.classes_.tolist(), head=type(self).__name__)
+        return unweighted_average_recall(y, self.predict(X))
+
+
+class ProtoNetHead(_MetaBase):
+    """ProtoNet adapter + prototype head.
+
+    Args:
+        dim, hidden: adapter ``D -> hidden -> dim`` (ReLU).
+        ways, shots, queries, mode: episodes for meta-training (``ways=None``: all emotions).
+        episodes, lr: Adam steps (one episode each) and learning rate.
+        shrinkage: pseudo-count of the global (training-speaker) prototypes in ``fit``; 0 = none.
+        temperature: of the prototype head (euclidean distance in adapted space).
+        seed: torch and episode seed.
+    """
+
+    def __init__(self, *, dim: int = 128, hidden: int = 256, ways: int | None = None, shots: int = 5,
+                 queries: int = 5, mode: str = "personal", episodes: int = 300, lr: float = 1e-3,
+                 shrinkage: float = 2.0, temperature: float = 1.0, seed: int = 0) -> None:
+        self.dim, self.hidden = _positive_int("dim", dim), _positive_int("hidden", hidden)
+        self.lr, self.temperature = _positive("lr", lr), _positive("temperature", temperature)
+        if not isinstance(shrinkage, (int, float)) or shrinkage < 0:
+            raise ValueError(f"shrinkage must be a number >= 0, got {shrinkage!r}")
+        self.shrinkage = float(shrinkage)
+        self._check_episode_args(ways, shots, queries, episodes, mode, seed)
+        self.mean_ = self.scale_ = self.n_features_in_ = None
+        self.adapter_: nn.Module | None = None
+        self.prior_: PrototypeHead | None = None
+        self.head_: PrototypeHead | None = None
+        self.classes_: np.ndarray | None = None
+
+    def _config(self) -> dict:
+        return {"dim": self.dim, "hidden": self.hidden, "ways": self.ways, "shots": self.shots,
+                "queries": self.queries, "mode": self.mode, "episodes": self.episodes, "lr": self.lr,
+                "shrinkage": self.shrinkage, "temperature": self.temperature, "seed": self.seed}
+
+    def meta_fit(self, X, y, speakers) -> "ProtoNetHead":
+        """Train the adapter on episodes from ``X [N, D]``, ``y [N]``, ``speakers [N]``."""
+        with torch_threads(1):
+            return self._meta_fit(X, y, speakers)
+
+    def _meta_fit(self, X, y, speakers) -> "ProtoNetHead":
+        Z, y, sampler = self._prepare(X, y, speakers)
+        self.adapter_ = _mlp(Z.shape[1], (self.hidden,), self.dim)
+        opt = torch.optim.Adam(self.adapter_.parameters(), lr=self.lr)
+        self.adapter_.train()
+        for _ in range(self.episodes):
+            ep = sampler.sample()
+            s, q = self.adapter_(ep.support_x), self.adapter_(ep.query_x)
+            ways = ep.ways()
+            protos = torch.stack([s[ep.support_y == c].mean(0) for c in ways])
+            target = torch.searchsorted(torch.tensor(ways), ep.query_y)
+            loss = nn.functional.cross_entropy(-torch.cdist(q, protos) ** 2, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.adapter_.eval()
+        self.prior_ = PrototypeHead(metric="euclidean", temperature=self.temperature).fit(self._embed_z(Z), y)
+        self.head_, self.classes_ = self.prior_, self.prior_.classes_
+        return self
+
+    def _embed_z(self, Z) -> np.ndarray:
+        with torch.no_grad():
+            return self.adapter_(torch.as_tensor(Z)).numpy()
+
+    def transform(self, X) -> np.ndarray:
+        """Adapted embeddings ``[N, dim]``."""
+        self._require_meta()
+        return self._embed_z(self._z(check_X(X, dim=self.n_features_in_)))
+
+    def fit(self, X, y) -> "ProtoNetHead":
+        """Prototypes of the new speaker's shots (shrunk toward the global ones; new classes allowed)."""
+        self._require_meta()
+        X, y = check_Xy(X, y, dim=self.n_features_in_)
+        prior = self.prior_ if self.shrinkage > 0 else None
+        self.head_ = PrototypeHead(metric="euclidean", temperature=self.temperature, prior=prior,
+                                   shrinkage=self.shrinkage or 0.0).fit(self.transform(X), y)
+        self.classes_ = self.head_.classes_
+        return self
+
+    def partial_fit(self, X, y) -> "ProtoNetHead":
+        """Add shots (and classes) to the current prototypes."""
+        self._require_meta()
+        if self.head_ is self.prior_:
+            return self.fit(X, y)
+        X, y = check_Xy(X, y, dim=self.n_features_in_)
+        self.head_.partial_fit(self.transform(X), y)
+        self.classes_ = self.head_.classes_
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits ``[N, C]``: negative squared distances to the prototypes / temperature."""
+        require_fitted(self)
+        return self.head_.decision_function(self.transform(X))
+
+    def get_state(self) -> dict:
+        require_fitted(self)
+        personal = None if self.head_ is self.prior_ else self.head_.get_state()
+        return {**state_header(self), "config": self._config(), "mean": self.mean_.tolist(),
+                "scale": self.scale_.tolist(),
+                "adapter": {k: v.tolist() for k, v in self.adapter_.state_dict().items()},
+                "prior": self.prior_.get_state(), "head": personal}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ProtoNetHead":
+        check_state(state, cls)
+        head = cls(**state["config"])
+        head.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        head.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        head.n_features_in_ = len(head.mean_)
+        head.adapter_ = _mlp(head.n_features_in_, (head.hidden,), head.dim)
+        head.adapter_.load_state_dict({k: torch.as_tensor(v) for k, v in state["adapter"].items()})
+        head.adapter_.eval()
+        head.prior_ = PrototypeHead.from_state(state["prior"])
+        head.head_ = PrototypeHead.from_state(state["head"]) if state.get("head") else head.prior_
+        head.classes_ = head.head_.classes_
+        return head
+
+
+class MAMLHead(_MetaBase):
+    """MAML / MetaSGD / ANIL classifier over the training emotions.
+
+    Args:
+        algorithm: ``"maml"``, ``"metasgd"`` or ``"anil"``.
+        hidden: hidden widths of the body (``()`` = a linear classifier).
+        adapt_lr, adapt_steps: inner-loop step size (MetaSGD: its initial value) and step count,
+            used in meta-training and in ``fit``.
+        first_order: first-order approximation (FOMAML); cheaper, often as good on small heads.
+        meta_lr, meta_batch: outer Adam learning rate and episodes per outer step.
+        episodes: outer steps.
+        ways, shots, queries, mode, seed: as in ``ProtoNetHead``.
+    """
+
+    def __init__(self, *, algorithm: str = "maml", hidden: tuple[int, ...] = (128,), adapt_lr: float = 0.1,
+                 adapt_steps: int = 5, first_order: bool = False, meta_lr: float = 1e-3, meta_batch: int = 4,
+                 episodes: int = 200, ways: int | None = None, shots: int = 5, queries: int = 5,
+                 mode: str = "personal", seed: int = 0) -> None:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        self.algorithm, self.hidden = algorithm, tuple(int(h) for h in hidden)
+        self.adapt_lr, self.meta_lr = _positive("adapt_lr", adapt_lr), _positive("meta_lr", meta_lr)
+        self.adapt_steps, self.meta_batch = _positive_int("adapt_steps", adapt_steps), _positive_int("meta_batch", meta_batch)
+        self.first_order = bool(first_order)
+        self._check_episode_args(ways, shots, queries, episodes, mode, seed)
+        self.mean_ = self.scale_ = self.n_features_in_ = None
+        self.classes_: np.ndarray | None = None
+        self.shots_: tuple[np.ndarray, np.ndarray] | None = None
+        self._cache = None   # (shots it was adapted on, adapted learner): adapt once per fit
+
+    def _config(self) -> dict:
+        return {"algorithm": self.algorithm, "hidden": list(self.hidden), "adapt_lr": self.adapt_lr,
+                "adapt_steps": self.adapt_steps, "first_order": self.first_order, "meta_lr": self.meta_lr,
+                "meta_batch": self.meta_batch, "episodes": self.episodes, "ways": self.ways, "shots": self.shots,
+                "queries": self.queries, "mode": self.mode, "seed": self.seed}
+
+    def _build(self, d: int, c: int) -> None:
+        from learn2learn.algorithms import MAML, MetaSGD
+
+        body = _mlp(d, self.hidden, None)
+        out = nn.Linear(self.hidden[-1] if self.hidden else d, c)
+        if self.algorithm == "anil":
+            self.body_, self.learner_ = body, MAML(out, lr=self.adapt_lr, first_order=self.first_order)
+        else:
+            wrap = MetaSGD if self.algorithm == "metasgd" else MAML
+            self.body_ = nn.Identity()
+            self.learner_ = wrap(nn.Sequential(body, out), lr=self.adapt_lr, first_order=self.first_order)
+
+    def _adapt(self, Z: torch.Tensor, t: torch.Tensor):
+        """A clone of the meta-learned head after ``adapt_steps`` gradient steps on ``(Z, t)``."""
+        learner = self.learner_.clone()
+        feats = self.body_(Z)
+        for _ in range(self.adapt_steps):
+            learner.adapt(nn.functional.cross_entropy(learner(feats), t))
+        return learner
+
+    def meta_fit(self, X, y, speakers) -> "MAMLHead":
+        """Meta-train on episodes from ``X [N, D]``, ``y [N]``, ``speakers [N]``."""
+        with torch_threads(1):
+            return self._meta_fit(X, y, speakers)
+
+    def _meta_fit(self, X, y, speakers) -> "MAMLHead":
+        Z, y, sampler = self._prepare(X, y, speakers)
+        self.classes_ = np.array(sampler.classes, dtype=object)
+        self._build(Z.shape[1], len(self.classes_))
+        params = list(self.body_.parameters()) + list(self.learner_.parameters())
+        opt = torch.optim.Adam(params, lr=self.meta_lr)
+        for _ in range(self.episodes):
+            opt.zero_grad()
+            for _ in range(self.meta_batch):
+                ep = sampler.sample()
+                learner = self._adapt(ep.support_x, ep.support_y)
+                loss = nn.functional.cross_entropy(learner(self.body_(ep.query_x)), ep.query_y) / self.meta_batch
+                loss.backward()   # gradients accumulate over the meta-batch
+            opt.step()
+        self.shots_ = None
+        return self
+
+    def fit(self, X, y) -> "MAMLHead":
+        """Adapt the meta-learned head to ``X, y`` (labels must be training emotions)."""
+        self._require_meta()
+        X, y = check_Xy(X, y, dim=self.n_features_in_)
+        check_known(y.tolist(), self.classes_.tolist(), head=type(self).__name__)
+        self.shots_ = (X, y)
+        return self
+
+    def partial_fit(self, X, y) -> "MAMLHead":
+        """Add shots; the head re-adapts from the meta-learned init on all shots so far."""
+        if self.shots_ is None:
+            return self.fit(X, y)
+        X, y = check_Xy(X, y, dim=self.n_features_in_)
+        check_known(y.tolist(), self.classes_.tolist(), head=type(self).__name__)
+        self.shots_ = (np.vstack([self.shots_[0], X]), np.concatenate([self.shots_[1], y]))
+        return self
+
+    def _adapted(self):
+        if self.shots_ is None:
+            return self.learner_
+        if self._cache is None or self._cache[0] is not self.shots_:
+            index = {c: i for i, c in enumerate(self.classes_)}
+            t = torch.as_tensor([index[c] for c in self.shots_[1]])
+            self._cache = (self.shots_, self._adapt(self._z(self.shots_[0]), t))
+        return self._cache[1]
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits ``[N, C]`` of the adapted head (of the meta-learned init before ``fit``)."""
+        require_fitted(self)
+        Z = self._z(check_X(X, dim=self.n_features_in_))
+        learner = self._adapted()
+        with torch.no_grad():
+            return learner(self.body_(Z)).double().numpy()
+
+    def get_state(self) -> dict:
+        require_fitted(self)
+        shots = None if self.shots_ is None else {"X": self.shots_[0].tolist(), "y": list(self.shots_[1])}
+        return {**state_header(self), "config": self._config(), "classes": list(self.classes_),
+                "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "body": {k: v.tolist() for k, v in self.body_.state_dict().items()},
+                "learner": {k: v.tolist() for k, v in self.learner_.state_dict().items()}, "shots": shots}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "MAMLHead":
+        check_state(state, cls)
+        head = cls(**{**state["config"], "hidden": tuple(state["config"]["hidden"])})
+        head.classes_ = np.array(state["classes"], dtype=object)
+        head.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        head.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        head.n_features_in_ = len(head.mean_)
+        head._build(head.n_features_in_, len(head.classes_))
+        head.body_.load_state_dict({k: torch.as_tensor(v) for k, v in state["body"].items()})
+        head.learner_.load_state_dict({k: torch.as_tensor(v) for k, v in state["learner"].items()})
+        if state.get("shots"):
+            head.shots_ = (np.asarray(state["shots"]["X"], dtype=np.float32),
+                           np.array(state["shots"]["y"], dtype=object))
+        return head
+
