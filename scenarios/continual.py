@@ -133,14 +133,35 @@ def _check_common(test_fraction: float, normalize: str, shots: int | None) -> No
         raise ValueError(f"shots must be a positive int or None, got {shots!r}")
 
 
-def _hold_out(speakers: Sequence[str], test_fraction: float, rng: np.random.Generator, where: str):
-    """Split a group of speakers into (train, test), each non-empty."""
-    spk = sorted(set(speakers))
+def _hold_out(speakers: Sequence[str], test_fraction: float, rng: np.random.Generator, where: str,
+              labels: Sequence[str] | None = None):
+    """Split a group of speakers into (train, test), each non-empty.
+
+    With ``labels`` (one per clip, aligned with ``speakers``), up to 50 random splits are tried
+    and the first whose train and test sides both hold every class of the group is kept (else
+    the one covering most), so every test set can score every class (UA needs them present).
+    """
+    spk_rows = np.asarray(speakers, dtype=object)
+    spk = sorted(set(spk_rows.tolist()))
     if len(spk) < 2:
         raise TooFewClipsError(f"{where} has {len(spk)} speaker(s); need >= 2 to hold one out for testing")
     n_test = min(len(spk) - 1, max(1, int(round(test_fraction * len(spk)))))
-    perm = rng.permutation(len(spk))
-    return tuple(sorted(spk[i] for i in perm[n_test:])), tuple(sorted(spk[i] for i in perm[:n_test]))
+    if labels is None:
+        perm = rng.permutation(len(spk))
+        return tuple(sorted(spk[i] for i in perm[n_test:])), tuple(sorted(spk[i] for i in perm[:n_test]))
+    lab = np.asarray(labels, dtype=object)
+    classes_of = {s: set(lab[spk_rows == s].tolist()) for s in spk}
+    wanted = set(lab.tolist())
+    best, best_cover = None, -1
+    for _ in range(50):
+        perm = rng.permutation(len(spk))
+        test, train = [spk[i] for i in perm[:n_test]], [spk[i] for i in perm[n_test:]]
+        cover = len(set().union(*(classes_of[s] for s in test))) + len(set().union(*(classes_of[s] for s in train)))
+        if cover > best_cover:
+            best, best_cover = (tuple(sorted(train)), tuple(sorted(test))), cover
+        if cover == 2 * len(wanted):
+            break
+    return best
 
 
 def _subsample_shots(idx: np.ndarray, labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
@@ -242,8 +263,10 @@ def speaker_incremental(features, *, n_experiences: int = 4, classes: Sequence[s
             ordered += [group[i] for i in rng.permutation(len(group))]
     experiences = []
     for k, group in enumerate(np.array_split(np.array(ordered, dtype=object), n_experiences)):
-        train_spk, test_spk = _hold_out(group.tolist(), test_fraction, rng, f"speaker group {k}")
         spk = cols["speakers"][rows]
+        in_group = np.isin(spk, group.tolist())
+        train_spk, test_spk = _hold_out(spk[in_group], test_fraction, rng, f"speaker group {k}",
+                                        labels=cols["y"][rows][in_group])
         experiences.append((f"speakers-{k}", rows[np.isin(spk, train_spk)], rows[np.isin(spk, test_spk)]))
     options = {"n_experiences": int(n_experiences), "order": order, "test_fraction": test_fraction,
                "normalize": normalize, "shots": shots, "seed": seed}
@@ -283,7 +306,7 @@ def language_incremental(features, *, order: Sequence[str] | None = None, by: st
     for o in order:
         rows = np.flatnonzero((key == o) & np.isin(cols["y"], chosen))
         spk = cols["speakers"][rows]
-        train_spk, test_spk = _hold_out(spk.tolist(), test_fraction, rng, f"{by} {o!r}")
+        train_spk, test_spk = _hold_out(spk, test_fraction, rng, f"{by} {o!r}", labels=cols["y"][rows])
         experiences.append((o, rows[np.isin(spk, train_spk)], rows[np.isin(spk, test_spk)]))
     options = {"order": order, "by": by, "test_fraction": test_fraction, "normalize": normalize,
                "shots": shots, "seed": seed}
@@ -319,10 +342,10 @@ def class_incremental(features, *, n_experiences: int = 3, steps: Sequence[Seque
         steps = [list(s) for s in np.array_split(np.array(perm, dtype=object), n_experiences)]
     train_spk, test_spk = set(), set()
     for corpus in sorted(set(cols["corpora"].tolist())):
-        spk = cols["speakers"][(cols["corpora"] == corpus) & np.isin(cols["y"], chosen)]
-        if len(spk) == 0:
+        mask = (cols["corpora"] == corpus) & np.isin(cols["y"], chosen)
+        if not mask.any():
             continue
-        tr, te = _hold_out(spk.tolist(), test_fraction, rng, f"corpus {corpus!r}")
+        tr, te = _hold_out(cols["speakers"][mask], test_fraction, rng, f"corpus {corpus!r}", labels=cols["y"][mask])
         train_spk |= set(tr)
         test_spk |= set(te)
     experiences = []

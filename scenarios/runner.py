@@ -108,11 +108,11 @@ def run_one(scenario: ContinualScenario, strategy: str, seed: int, *, strategy_o
     _rss_reset()
     rss_start = _rss_now_mb()
     t0 = time.perf_counter()
-    strat = make_strategy(strategy, model, **opts)
     T = scenario.n_experiences
     matrix = []
     # Avalanche's deprecation shims force their warnings on; keep them out of the progress output.
     with warnings.catch_warnings(record=True):
+        strat = make_strategy(strategy, model, **opts)
         if spec.trains_jointly:
             strat.train(scenario.benchmark.train_stream)
             final = score_matrix(strat, scenario)
