@@ -126,6 +126,12 @@ def _shortage(labels: np.ndarray, idx: np.ndarray, emotions: list[str], shots: i
     return {e: have.get(e, 0) for e in emotions if have.get(e, 0) < shots}
 
 
+def _achieved(labels: np.ndarray, idx: np.ndarray, emotions: list[str], shots: int) -> tuple[int, ...]:
+    """Enrollment clips each emotion can get from ``idx``: ``min(shots, available)``."""
+    have = Counter(labels[idx].tolist())
+    return tuple(min(shots, have.get(e, 0)) for e in emotions)
+
+
 def personalization_split(
     speakers: Sequence,
     labels: Sequence,
@@ -134,6 +140,7 @@ def personalization_split(
     shots: int,
     text_ids: Sequence | None = None,
     sentence_disjoint: bool = True,
+    allow_fewer: bool = False,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Enrollment and test clips of one target speaker (the personalization protocol).
@@ -143,10 +150,17 @@ def personalization_split(
     caller trains any global model on ``speakers != target``).
 
     With ``sentence_disjoint=True`` and known text ids, enrollment draws only from a set of
-    sentences (chosen greedily in a seeded order until every emotion has ``shots`` clips) and test
-    holds only clips of the *other* sentences; target clips of enrollment sentences that were not
-    drawn are left out of both. Where the target's text ids are all ``None`` (a corpus without fixed
-    texts) the split is by clip, and every target clip is in enrollment or test.
+    sentences (chosen greedily in a seeded order until every emotion has ``shots`` clips, then
+    pruned of sentences that turned out redundant) and test holds only clips of the *other*
+    sentences; target clips of enrollment sentences that were not drawn are left out of both.
+    Where the target's text ids are all ``None`` (a corpus without fixed texts) the split is by
+    clip, and every target clip is in enrollment or test.
+
+    ``allow_fewer=True`` gives an emotion fewer than ``shots`` clips instead of failing: what its
+    enrollment sentences hold (e.g. RAVDESS neutral has 2 clips per statement, so 4 shots with one
+    statement held out for test gives neutral 2), or, split by clip, ``min(shots, n - 1)`` of its
+    ``n`` clips so that one is left for test (1 when ``n == 1``). At least one sentence is always
+    kept for test, and every emotion still gets at least one enrollment clip.
 
     Arguments:
         speakers: ``(N,)`` speaker id per clip.
@@ -155,6 +169,7 @@ def personalization_split(
         shots: enrollment clips per emotion (K).
         text_ids: ``(N,)`` sentence id per clip, ``None`` entries where unknown.
         sentence_disjoint: keep enrollment and test sentences apart (needs ``text_ids``).
+        allow_fewer: give emotions with fewer than ``shots`` usable clips what there is.
         seed: which clips and sentences are drawn.
 
     Returns:
@@ -162,8 +177,9 @@ def personalization_split(
 
     Raises:
         UnknownSpeakerError: ``target`` is not among ``speakers`` (a ``KeyError``).
-        TooFewClipsError: some emotion has fewer than ``shots`` clips (the message names it), or no
-            sentence is left for test.
+        TooFewClipsError: some emotion has fewer than ``shots`` clips (the message names it), no
+            sentence or clip is left for test, or (``allow_fewer``) an emotion occurs only in the
+            sentence kept for test.
         ValueError: mismatched lengths, or text ids known for only some of the target's clips.
 
     Example:
@@ -201,10 +217,11 @@ def personalization_split(
             txt = np.array([str(t) for t in txt], dtype=object)
 
     short = _shortage(lab, mine, emotions, shots)
-    if short:
+    if short and not allow_fewer:
         raise TooFewClipsError(
             f"target {target!r} has too few clips for {shots} shots of: "
             + ", ".join(f"{e} ({n} clips)" for e, n in short.items())
+            + " (pass allow_fewer=True to enroll what there is)"
         )
 
     if txt is None:
@@ -215,8 +232,8 @@ def personalization_split(
         pool = np.array([], dtype=np.int64)
         for i in rng.permutation(len(sentences)):
             before = _shortage(lab, pool, emotions, shots)
-            if not before:
-                break
+            if not before or (allow_fewer and len(chosen) == len(sentences) - 1):
+                break  # done, or (allow_fewer) only the sentence kept for test is left
             cand = np.flatnonzero((spk == target_key) & (txt == sentences[i]))
             # only take sentences that help a short emotion, to leave as many as possible for test
             if any(e in before for e in lab[cand].tolist()):
@@ -226,27 +243,37 @@ def personalization_split(
         for sent in list(chosen):
             rest = [c for c in chosen if c != sent]
             trial = np.flatnonzero((spk == target_key) & np.isin(txt, rest))
-            if rest and not _shortage(lab, trial, emotions, shots):
+            if rest and _achieved(lab, trial, emotions, shots) == _achieved(lab, pool, emotions, shots):
                 chosen, pool = rest, trial
-        short = _shortage(lab, pool, emotions, shots)
-        if short:
-            # enough clips overall but not on any sentence subset is impossible (all sentences
-            # together hold every clip); kept as a guard with a clear message
-            raise TooFewClipsError(f"target {target!r}: no sentence set gives {shots} shots of {sorted(short)}")
         test_pool = np.flatnonzero((spk == target_key) & ~np.isin(txt, chosen))
         if len(test_pool) == 0:
             raise TooFewClipsError(
                 f"target {target!r}: {shots} shots per emotion need all of its sentences {sentences}, "
-                "leaving none for a sentence-disjoint test set (lower shots or pass sentence_disjoint=False)"
+                "leaving none for a sentence-disjoint test set (lower shots, pass allow_fewer=True, "
+                "or sentence_disjoint=False)"
+            )
+        missing = [e for e, n in zip(emotions, _achieved(lab, pool, emotions, shots)) if n == 0]
+        if missing:
+            raise TooFewClipsError(
+                f"target {target!r}: {missing} occur only in the sentences kept for test; no enrollment clip "
+                "is possible with sentence_disjoint=True"
             )
 
     enroll = []
     for e in emotions:
         cand = pool[lab[pool] == e]
-        enroll.extend(cand[rng.permutation(len(cand))[:shots]].tolist())
+        take = shots
+        if allow_fewer and test_pool is None:
+            take = min(shots, max(1, len(cand) - 1))  # leave a test clip of this emotion where one can
+        enroll.extend(cand[rng.permutation(len(cand))[:take]].tolist())
     enroll_idx = np.array(sorted(enroll), dtype=np.int64)
     if test_pool is None:
         test_idx = np.setdiff1d(mine, enroll_idx).astype(np.int64)
     else:
         test_idx = np.asarray(test_pool, dtype=np.int64)
+    if len(test_idx) == 0:
+        raise TooFewClipsError(
+            f"target {target!r}: {shots} shots of each of {emotions} take all {len(mine)} of its clips, "
+            "leaving none for test"
+        )
     return enroll_idx, test_idx

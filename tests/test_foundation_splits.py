@@ -74,6 +74,7 @@ def test_leave_one_speaker_out(rows):
 @given(rows=clip_rows, shots=st.integers(1, 3), seed=st.integers(0, 10_000), disjoint=st.booleans(),
        use_text=st.booleans())
 def test_personalization_split_properties(rows, shots, seed, disjoint, use_text):
+    """Strict mode: exactly ``shots`` clips of every emotion, or a TooFewClipsError naming one."""
     spk, emo, txt = _columns(rows)
     target = spk[0]
     mine = set(np.flatnonzero(spk == target).tolist())
@@ -89,8 +90,9 @@ def test_personalization_split_properties(rows, shots, seed, disjoint, use_text)
     try:
         enroll, test = personalization_split(spk, emo, target, **kwargs)
     except TooFewClipsError as err:
-        # only legitimate when every sentence of the target was needed for enrollment
-        assert sentence_mode and "leaving none" in str(err)
+        # only legitimate when enrollment needs every sentence, or every clip (exactly K per emotion)
+        assert "leaving none" in str(err)
+        assert sentence_mode or all(n == shots for n in have.values())
         return
     e_set, t_set = set(enroll.tolist()), set(test.tolist())
     assert e_set.isdisjoint(t_set)
@@ -104,8 +106,55 @@ def test_personalization_split_properties(rows, shots, seed, disjoint, use_text)
         assert t_set == {i for i in mine if txt[i] not in set(txt[enroll])}
     else:
         assert e_set | t_set == mine  # nothing dropped
+    assert len(test) > 0
     again = personalization_split(spk, emo, target, **kwargs)
     assert np.array_equal(again[0], enroll) and np.array_equal(again[1], test)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=clip_rows, shots=st.integers(1, 5), seed=st.integers(0, 10_000), use_text=st.booleans())
+def test_personalization_allow_fewer_properties(rows, shots, seed, use_text):
+    spk, emo, txt = _columns(rows)
+    target = spk[0]
+    mine = set(np.flatnonzero(spk == target).tolist())
+    emotions = set(emo[sorted(mine)])
+    kwargs = dict(shots=shots, text_ids=txt if use_text else None, allow_fewer=True, seed=seed)
+    try:
+        enroll, test = personalization_split(spk, emo, target, **kwargs)
+    except TooFewClipsError as err:
+        # sentence mode: one sentence, or an emotion confined to the test sentence;
+        # by clip: every emotion has a single clip, so nothing is left for test
+        if use_text:
+            assert "leaving none" in str(err) or "only in the sentences kept for test" in str(err)
+        else:
+            assert "leaving none" in str(err) and all(n == 1 for n in Counter(emo[sorted(mine)].tolist()).values())
+        return
+    e_set, t_set = set(enroll.tolist()), set(test.tolist())
+    assert e_set.isdisjoint(t_set) and e_set | t_set <= mine
+    counts = Counter(emo[enroll].tolist())
+    assert set(counts) == emotions and all(1 <= n <= shots for n in counts.values())
+    if use_text:
+        enroll_sents = set(txt[enroll])
+        assert enroll_sents.isdisjoint(set(txt[test])) and len(test) > 0
+        pool = [i for i in mine if txt[i] in enroll_sents]
+        avail = Counter(emo[pool].tolist())
+        assert counts == {e: min(shots, avail[e]) for e in emotions}  # as many as the sentences allow
+    else:
+        avail = Counter(emo[sorted(mine)].tolist())
+        assert counts == {e: min(shots, max(1, avail[e] - 1)) for e in emotions}  # one left for test
+        assert e_set | t_set == mine
+
+
+def test_ravdess_four_shots_need_allow_fewer(ravdess):
+    spk = [r.speaker for r in ravdess]
+    txt = [r.text_id for r in ravdess]
+    with pytest.raises(TooFewClipsError, match="leaving none"):
+        personalization_split(spk, ravdess.labels(), "ravdess_03", shots=4, text_ids=txt)
+    enroll, test = personalization_split(spk, ravdess.labels(), "ravdess_03", shots=4, text_ids=txt, allow_fewer=True)
+    counts = Counter(ravdess.labels()[i] for i in enroll)
+    # neutral has one intensity x two repetitions per statement: 2 clips; the others 4
+    assert counts["neutral"] == 2 and all(n == 4 for e, n in counts.items() if e != "neutral")
+    assert len({txt[i] for i in enroll}) == 1 and {txt[i] for i in enroll}.isdisjoint({txt[i] for i in test})
 
 
 def test_personalization_errors():
