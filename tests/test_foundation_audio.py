@@ -104,13 +104,14 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-@pytest.mark.parametrize("as_", ["path", "bytes", "fileobj"])
+CASES = [(name, as_) for name in sorted(EXPECTED) for as_ in ("path", "bytes", "fileobj")
+         if not (as_ == "bytes" and name == "hour_silence.wav")]  # 29 MB of bytes adds nothing
+
+
+@pytest.mark.parametrize("name,as_", CASES)
 def test_corrupt_corpus(corrupt_dir, name, as_):
     path = corrupt_dir / name
     expected = EXPECTED[name]
-    if as_ == "bytes" and name == "hour_silence.wav":
-        pytest.skip("29 MB of bytes adds nothing over the path case")
     if as_ == "path":
         source = path
     elif as_ == "bytes":
