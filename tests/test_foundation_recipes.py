@@ -232,3 +232,40 @@ def test_converted_audio_matches_source(tmp_path, archive):
         original = load_audio(zf.read("Audio_Speech_Actors_01-24/Actor_02/03-01-05-01-02-01-02.wav"))
     converted = load_audio(folder / "audio/Actor_02/03-01-05-01-02-01-02.flac")
     np.testing.assert_allclose(converted.samples, original.samples, atol=2 / 32768)  # 16-bit rounding
+
+
+# members of a tiny archive per recipe -> (speaker, emotion, gender, text_id) the corpus must show
+LAYOUTS = {
+    "crema_d": {"CREMA-D-master/AudioWAV/1001_DFA_ANG_XX.wav": ("crema_d_1001", "angry", "m", "DFA"),
+                "CREMA-D-master/AudioWAV/1002_IEO_HAP_HI.wav": ("crema_d_1002", "happy", "f", "IEO")},
+    "tess": {"TESS/YAF_pleasant_surprise/YAF_dog_ps.wav": ("tess_YAF", "surprise", "f", "dog"),
+             "TESS/OAF_Fear/OAF_back_fear.wav": ("tess_OAF", "fear", "f", "back")},
+    "savee": {"AudioData/JK/sa03.wav": ("savee_JK", "sad", "m", None),
+              "AudioData/DC/n01.wav": ("savee_DC", "neutral", "m", None)},
+    "emodb": {"wav/03a01Fa.wav": ("emodb_03", "happy", "m", "a01"), "wav/16b10Wb.wav": ("emodb_16", "angry", "f", "b10")},
+    "emovo": {"EMOVO/f1/gio-f1-b1.wav": ("emovo_f1", "happy", "f", "b1"),
+              "EMOVO/m3/rab-m3-n5.wav": ("emovo_m3", "angry", "m", "n5")},
+    "urdu": {"URDU-Dataset-master/Angry/SM1_F10_A010.wav": ("urdu_SM1", "angry", "m", None),
+             "URDU-Dataset-master/Sad/SF3_F2_S02.wav": ("urdu_SF3", "sad", "f", None)},
+    "subesco": {"SUBESCO/F_01_OISHI_S_1_ANGRY_1.wav": ("subesco_F01", "angry", "f", "s1"),
+                "SUBESCO/M_10_RAFI_S_10_SURPRISE_5.wav": ("subesco_M10", "surprise", "m", "s10")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_every_recipe_converts_its_layout(tmp_path, name):
+    from foundation_helpers import wav_bytes
+
+    members = LAYOUTS[name]
+    src = tmp_path / f"{name}.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        for i, member in enumerate(members):
+            zf.writestr(member, wav_bytes(0.5, 22_050, seed=i))
+        if name == "crema_d":
+            zf.writestr("CREMA-D-master/VideoDemographics.csv",
+                        "ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,Caucasian,Not Hispanic\n1002,21,Female,Asian,Not Hispanic\n")
+    prepare(name, tmp_path / "data", url=str(src), sha256=hashlib.sha256(src.read_bytes()).hexdigest())
+    corpus = load_corpus(name, root=tmp_path / "data")
+    got = sorted((r.speaker, r.emotion, r.gender, r.text_id) for r in corpus)
+    assert got == sorted(members.values())
+    assert all(r.language == RECIPES[name].language for r in corpus)
