@@ -20,7 +20,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import tarfile
 import time
 import urllib.error
@@ -120,6 +119,10 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: Callable[[int, i
         raise  # 5xx: retried by the caller
     with resp:
         status = getattr(resp, "status", 200)
+        started = re.match(r"bytes\s+(\d+)-", resp.headers.get("Content-Range") or "")
+        if offset and status == 206 and (not started or int(started.group(1)) != offset):
+            part.unlink()  # a different range than asked for: never splice it; the retry starts at 0
+            raise http.client.HTTPException(f"asked for bytes {offset}-, got {resp.headers.get('Content-Range')!r}")
         if offset and status != 206:
             offset = 0  # the server ignored Range: start again rather than append a second copy
         total = _total_from(resp, offset)
@@ -174,7 +177,7 @@ def download(
             return dest
         except DownloadError:
             raise
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError) as err:
+        except (OSError, http.client.HTTPException) as err:  # URLError, resets, timeouts, TLS errors
             last = err
             if attempt < retries:
                 time.sleep(backoff * (2 ** attempt))

@@ -19,7 +19,8 @@ class Served:
     """What the server sends and how it misbehaves.
 
     mode: ``"ok"``; ``"drop_first"`` (the first GET sends ``drop_at`` bytes, then closes);
-    ``"always_drop"``; ``"ignore_range"`` (never answers 206, and drops the first GET too).
+    ``"always_drop"``; ``"ignore_range"`` (never answers 206, and drops the first GET too);
+    ``"wrong_range"`` (drops the first GET, then answers the Range request with the wrong range).
     """
 
     files: dict[str, bytes] = field(default_factory=dict)
@@ -44,6 +45,14 @@ class _Handler(BaseHTTPRequestHandler):
         start = 0
         m = re.match(r"bytes=(\d+)-$", self.headers.get("Range") or "")
         honour_range = m is not None and s.mode != "ignore_range"
+        if m is not None and s.mode == "wrong_range" and len(s.requests) == 2:
+            # a broken server: 206 for a range that was not asked for (the whole file)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if honour_range:
             start = int(m.group(1))
             if start >= len(body):
@@ -59,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(chunk)))
         self.end_headers()
         first = len(s.requests) == 1
-        drop = s.mode == "always_drop" or (first and s.mode in ("drop_first", "ignore_range"))
+        drop = s.mode == "always_drop" or (first and s.mode in ("drop_first", "ignore_range", "wrong_range"))
         if drop:
             self.wfile.write(chunk[: s.drop_at])
             self.wfile.flush()

@@ -86,6 +86,15 @@ def test_dropped_connection_is_resumed_or_retried(tmp_path, archive, mode):
     assert [r["range"] for r in served.requests] == [None, f"bytes={len(data) // 3}-"]
 
 
+def test_wrong_range_answer_is_not_spliced(tmp_path, archive):
+    data, digest, expected = archive
+    served = Served(files={"/r.zip": data}, mode="wrong_range", drop_at=len(data) // 4)
+    with LocalServer(served) as base:
+        _prepare(f"{base}/r.zip", tmp_path / "data", tmp_path / "dl", sha256=digest)
+    _check_prepared(tmp_path / "data", expected)
+    assert [r["range"] for r in served.requests] == [None, f"bytes={len(data) // 4}-", None]
+
+
 def test_failing_network_keeps_part_and_resumes_later(tmp_path, archive):
     data, digest, expected = archive
     served = Served(files={"/r.zip": data}, mode="always_drop", drop_at=1000)
