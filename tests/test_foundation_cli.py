@@ -94,3 +94,28 @@ def test_recipes_and_prepare(tmp_path):
     assert _rows(listed.output)["ravdess"][2] == str(len(expected))
     unknown = runner.invoke(app, ["corpora", "prepare", "iemocap", "--dest", str(dest)])
     assert unknown.exit_code == 2 and "known recipes" in unknown.output
+
+
+def test_corpora_show(emovo):
+    result = runner.invoke(app, ["corpora", "show", "emovo"])
+    assert result.exit_code == 0, result.output
+    assert f"{len(emovo)} clips, {len(emovo.speakers)} speakers" in result.output
+    rows = _rows(result.output)
+    for spk in emovo.speakers:
+        assert rows[spk][-1] == str(sum(1 for r in emovo if r.speaker == spk))
+    assert rows["all"][-1] == str(len(emovo))
+    missing = runner.invoke(app, ["corpora", "show", "nope"])
+    assert missing.exit_code == 2 and "known corpora" in missing.output
+
+
+def test_corpora_list_reports_broken_metadata(tmp_path):
+    good = tmp_path / "good"
+    (good / "audio").mkdir(parents=True)
+    (good / "metadata.csv").write_text("path,speaker,emotion,language,gender,duration_s\naudio/a.flac,g_1,sad,en,f,1.0\n")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "metadata.csv").write_text("path,speaker\n")
+    result = runner.invoke(app, ["corpora", "list", "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    rows = _rows(result.output)
+    assert rows["good"][2] == "1" and "lacks columns" in result.output

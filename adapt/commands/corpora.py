@@ -22,12 +22,58 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"corpora in {data_root(root)}")
         for col in ("corpus", "language", "files", "speakers", "emotions", "hours"):
             table.add_column(col)
+        broken = 0
         for name in names:
-            c = load_corpus(name, root)
+            try:
+                c = load_corpus(name, root)
+            except (ValueError, OSError) as err:  # one malformed metadata.csv must not hide the others
+                table.add_row(name, "", "", "", f"[red]error: {err}[/red]", "")
+                broken += 1
+                continue
             hours = sum(r.duration_s for r in c) / 3600
             table.add_row(name, ",".join(c.languages), str(len(c)), str(len(c.speakers)),
                           f"{len(c.emotions)}: {', '.join(c.emotions)}", f"{hours:.2f}")
         Console(width=160).print(table)
+        if broken:
+            raise typer.Exit(1)
+
+    @corpora.command("show")
+    def show_corpus(
+        name: str = typer.Argument(..., help="corpus name under the data root, or a corpus folder"),
+        root: str = typer.Option(None, help="data root (default: $SER_ADAPT_DATA or ../shared/data)"),
+    ) -> None:
+        """Clips per emotion and per speaker, genders, sentences (text ids) and duration of one corpus."""
+        from collections import Counter
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from scenarios.corpora import load_corpus
+
+        try:
+            c = load_corpus(name, root)
+        except (ValueError, OSError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+        console = Console(width=160)
+        durations = [r.duration_s for r in c]
+        texts = {r.text_id for r in c if r.text_id is not None}
+        console.print(f"[bold]{c.name}[/bold] ({c.root}): {len(c)} clips, {len(c.speakers)} speakers, "
+                      f"languages {', '.join(c.languages)}, {sum(durations) / 3600:.2f} h, clip length "
+                      f"{min(durations):.2f}-{max(durations):.2f} s, "
+                      f"{len(texts) if texts else 'no'} fixed sentences (text ids)")
+        emotions = c.emotions
+        table = Table(title="clips per speaker and emotion")
+        for col in ("speaker", "gender", *emotions, "total"):
+            table.add_column(col, justify="left" if col in ("speaker", "gender") else "right")
+        for spk in c.speakers:
+            recs = [r for r in c if r.speaker == spk]
+            per = Counter(r.emotion for r in recs)
+            genders = ",".join(sorted({r.gender for r in recs}))
+            table.add_row(spk, genders, *(str(per.get(e, 0)) for e in emotions), str(len(recs)))
+        totals = c.counts()
+        table.add_row("all", "", *(str(totals.get(e, 0)) for e in emotions), str(len(c)))
+        console.print(table)
 
     @corpora.command("recipes")
     def list_recipes() -> None:
