@@ -185,7 +185,10 @@ def convert(recipe: Recipe, raw: Path, out: Path, *, progress: bool = False) -> 
         if info is None:
             skipped.append((str(rel), "file name not recognised"))
             continue
-        out_rel = Path("audio") / path.parent.name / (path.stem + ".flac")
+        # keep the archive's folder (RAVDESS Actor_01, URDU Angry); files at the archive root go
+        # under their speaker, so every clip sits one folder below audio/ as ClipRecord.clip_id expects
+        folder = path.parent.name if path.parent != Path(raw) else info.speaker
+        out_rel = Path("audio") / folder / (path.stem + ".flac")
         if out_rel in seen:
             skipped.append((str(rel), f"duplicate of {out_rel}"))
             continue

@@ -248,7 +248,7 @@ LAYOUTS = {
     "crema_d": {"CREMA-D-master/AudioWAV/1001_DFA_ANG_XX.wav": ("crema_d_1001", "angry", "m", "DFA"),
                 "CREMA-D-master/AudioWAV/1002_IEO_HAP_HI.wav": ("crema_d_1002", "happy", "f", "IEO")},
     "tess": {"TESS/YAF_pleasant_surprise/YAF_dog_ps.wav": ("tess_YAF", "surprise", "f", "dog"),
-             "TESS/OAF_Fear/OAF_back_fear.wav": ("tess_OAF", "fear", "f", "back")},
+             "OAF_back_fear.wav": ("tess_OAF", "fear", "f", "back")},  # at the archive root
     "savee": {"AudioData/JK/sa03.wav": ("savee_JK", "sad", "m", None),
               "AudioData/DC/n01.wav": ("savee_DC", "neutral", "m", None)},
     "emodb": {"wav/03a01Fa.wav": ("emodb_03", "happy", "m", "a01"), "wav/16b10Wb.wav": ("emodb_16", "angry", "f", "b10")},
@@ -278,3 +278,4 @@ def test_every_recipe_converts_its_layout(tmp_path, name):
     got = sorted((r.speaker, r.emotion, r.gender, r.text_id) for r in corpus)
     assert got == sorted(members.values())
     assert all(r.language == RECIPES[name].language for r in corpus)
+    assert all(r.path.parent.parent.name == "audio" for r in corpus)  # one folder below audio/
