@@ -44,6 +44,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cache files are shareable like any other
         os.replace(tmp, path)
     except BaseException:
         try:
