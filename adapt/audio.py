@@ -229,7 +229,8 @@ def load_audio(
     """Load and validate one clip.
 
     Arguments:
-        source: a path, ``bytes``, a binary file object, a ``Waveform`` (returned as is), or a numpy /
+        source: a path, ``bytes``, a binary file object, a ``Waveform`` (returned as is when already
+            at ``target_sr``), or a numpy /
             torch array shaped ``(time,)`` or ``(channels, time)`` (``(time, channels)`` is accepted
             when unambiguous: more than 16 rows and at most 16 columns). Integer arrays are PCM
             (int16 full scale is 32768; unsigned types are offset-binary); float arrays are used as is.
@@ -256,9 +257,11 @@ def load_audio(
         >>> w.samples.shape, w.original_sample_rate, round(w.duration_s, 3)
         ((16000,), 44100, 1.0)
     """
-    if isinstance(source, Waveform):
-        return source
     target_sr = _check_rate(target_sr, "target_sr")
+    if isinstance(source, Waveform):
+        if source.sample_rate == target_sr:
+            return source  # already validated
+        source, sr = source.samples, source.sample_rate  # re-validate and resample as an array
     if isinstance(min_seconds, bool) or not isinstance(min_seconds, (int, float)) or not min_seconds >= 0:
         raise ValueError(f"min_seconds must be a number >= 0, got {min_seconds!r}")
     if max_seconds is not None and (

@@ -223,6 +223,8 @@ def test_unsigned_pcm_midscale_is_silence():
 def test_waveform_passes_through():
     w = _load(_tone(1.0, SR), sr=SR)
     assert load_audio(w) is w and isinstance(w, Waveform)
+    low = _load(w, target_sr=8000)  # another target rate: resampled, not returned as is
+    assert low.sample_rate == 8000 and len(low) == 8000
 
 
 # ---- property tests ---------------------------------------------------------------------------
