@@ -1,0 +1,324 @@
+"""Few-shot protocols on a feature table: personalization, new language/corpus, new emotion.
+
+Each protocol takes a ``scenarios.features.FeatureSet`` (or anything with ``X``, ``y``,
+``speakers``, ``text_ids`` arrays) and returns ``FewShotRow`` records: UA with a bootstrap
+confidence interval that resamples (target speaker, seed) groups, via ``adapt.metrics``.
+
+* ``personalization`` — for every target speaker (leave-one-speaker-out, or speaker k-fold with
+  every held-out speaker a target), a recipe trained on the other speakers adapts to ``K`` labelled
+  enrollment clips per emotion of the target and is scored on the target's other clips. The main
+  column is **sentence-disjoint** (enrollment and test clips never share a text id); the
+  sentence-overlapping variant is the second column. ``si`` (speaker-independent) is the
+  reference; ``gain`` is a recipe's UA minus ``si``'s on the same test clips.
+* ``new_corpus`` — train on other corpora, enroll ``K`` clips per emotion from half of the new
+  corpus's speakers, test on the other half; the supervised ceiling is the same head trained on
+  all clips of the enrollment half (2-fold over speakers, both directions).
+* ``new_emotion`` — hold one emotion out of training (speaker k-fold), enroll it with ``K`` clips
+  from training speakers; report recall of the new class and the change of UA on the old ones.
+
+When the target lacks ``K`` clips of an emotion (EmoDB speakers have 1-5 of some; RAVDESS has 2
+neutral clips per sentence), enrollment takes what exists up to ``K`` (at most half of the
+target's sentences in the sentence-disjoint mode) and ``shots_mean`` reports the effective count.
+
+Example:
+    >>> from scenarios.features import corpus_features             # doctest: +SKIP
+    >>> rows = personalization(corpus_features("emodb"), methods=["si", "prototype+norm"], shots=(5,))  # doctest: +SKIP
+    >>> [(r.method, r.mode, round(r.ua, 3)) for r in rows]          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from adapt.errors import TooFewClipsError
+from adapt.metrics import bootstrap_ci, per_class_recall, unweighted_average_recall
+
+from adapt.normalization import standardize_by_speaker
+
+from .fewshot_methods import MethodConfig, make_method
+from .splits import leave_one_speaker_out, personalization_split, speaker_kfold
+
+__all__ = ["FewShotRow", "personalization", "new_corpus", "new_emotion", "enrollment_split", "rows_to_markdown",
+           "MODES"]
+
+MODES = {"disjoint": True, "overlap": False}
+
+
+@dataclass(frozen=True)
+class FewShotRow:
+    """One cell group of a protocol table. ``ua`` is pooled over targets and seeds; ``lo``/``hi``
+    the bootstrap CI; ``ref_ua`` the reference (``si`` / supervised ceiling / before) on the
+    same clips; ``extra`` protocol-specific numbers."""
+
+    protocol: str
+    corpus: str
+    method: str
+    mode: str
+    shots: int
+    ua: float
+    lo: float
+    hi: float
+    ref_ua: float
+    shots_mean: float
+    n_targets: int
+    extra: dict
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def enrollment_split(speakers, labels, target, *, shots: int, text_ids=None, sentence_disjoint: bool = True,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``scenarios.splits.personalization_split``, or, where the target lacks ``shots`` clips of an
+    emotion, a capped split with up to ``shots`` clips per emotion (see the module docstring).
+
+    Returns sorted int64 ``(enroll_idx, test_idx)``; disjoint, both of the target only.
+    """
+    try:
+        return personalization_split(speakers, labels, target, shots=shots, text_ids=text_ids,
+                                     sentence_disjoint=sentence_disjoint, seed=seed)
+    except TooFewClipsError:
+        pass
+    spk, lab = np.asarray(speakers).astype(str), np.asarray(labels).astype(str)
+    mine = np.flatnonzero(spk == str(target))
+    rng = np.random.default_rng(seed)
+    txt = None if text_ids is None else np.asarray(text_ids, dtype=object)
+    if sentence_disjoint and txt is not None and all(t is not None for t in txt[mine]):
+        sentences = sorted({str(t) for t in txt[mine]})
+        if len(sentences) < 2:
+            raise TooFewClipsError(f"target {target!r} has a single sentence: no sentence-disjoint split")
+        chosen: list[str] = []
+        for i in rng.permutation(len(sentences)):
+            pool = mine[np.isin(txt[mine].astype(str), chosen)]
+            counts = {e: int((lab[pool] == e).sum()) for e in set(lab[mine])}
+            if chosen and (min(counts.values()) >= shots or len(chosen) >= len(sentences) // 2):
+                break
+            chosen.append(sentences[i])
+        pool = mine[np.isin(txt[mine].astype(str), chosen)]
+        test = mine[~np.isin(txt[mine].astype(str), chosen)]
+        caps = {e: shots for e in set(lab[mine])}
+    else:
+        pool, test = mine, None
+        # leave at least one clip of every emotion for the test set
+        caps = {e: min(shots, int((lab[mine] == e).sum()) - 1) for e in set(lab[mine])}
+    enroll = []
+    for e in sorted(caps):
+        cand = pool[lab[pool] == e]
+        enroll.extend(cand[rng.permutation(len(cand))[:max(caps[e], 0)]].tolist())
+    enroll_idx = np.array(sorted(enroll), dtype=np.int64)
+    test_idx = np.setdiff1d(mine, enroll_idx) if test is None else np.sort(test)
+    return enroll_idx, test_idx.astype(np.int64)
+
+
+def _folds(speakers: np.ndarray, folds) -> list[tuple[np.ndarray, list[str]]]:
+    """(train_idx, target speakers) per fold: LOSO, or speaker k-fold with each test speaker a target."""
+    if folds == "loso":
+        return [(tr, [s]) for s, tr, _ in leave_one_speaker_out(speakers)]
+    out = []
+    for tr, te in speaker_kfold(speakers, n_splits=int(folds), seed=0):
+        out.append((tr, sorted(set(speakers[te].tolist()))))
+    return out
+
+
+def _summarize(pred: dict, protocol: str, corpus: str, n_boot: int, ref_key=None) -> list[FewShotRow]:
+    rows = []
+    for key, (yt, yp, groups, shots_used) in sorted(pred.items()):
+        method, mode, k = key
+        yt, yp, groups = np.concatenate(yt), np.concatenate(yp), np.concatenate(groups)
+        ua, lo, hi = bootstrap_ci(yt, yp, groups, n_boot=n_boot, seed=0)
+        ref = pred.get(ref_key(key)) if ref_key else None
+        ref_ua = unweighted_average_recall(np.concatenate(ref[0]), np.concatenate(ref[1])) if ref else float("nan")
+        rows.append(FewShotRow(protocol, corpus, method, mode, k, ua, lo, hi, ref_ua,
+                               float(np.mean(shots_used)) if shots_used else float("nan"),
+                               len({g.split("|")[0] for g in groups}), {}))
+    return rows
+
+
+def personalization(features, *, methods: Sequence[str] = ("si", "prototype+norm", "linear-ft+norm"),
+                    shots: Iterable[int] = (1, 2, 5, 10), seeds: Iterable[int] = (0,), modes=("disjoint", "overlap"),
+                    folds="loso", config: MethodConfig | None = None, n_boot: int = 1000) -> list[FewShotRow]:
+    """The personalization protocol (see the module docstring). ``si`` is always evaluated.
+
+    Arguments:
+        features: a ``FeatureSet`` of one corpus.
+        methods: recipe names from ``scenarios.fewshot_methods.METHODS``.
+        shots: K values; seeds: enrollment draws per target; modes: ``"disjoint"`` / ``"overlap"``.
+        folds: ``"loso"`` or an int (speaker k-fold; fewer trainings, every held-out speaker a target).
+    Returns: one ``FewShotRow`` per (method, mode, K); ``ref_ua`` is ``si``'s UA on the same clips.
+    """
+    methods = ["si"] + [m for m in methods if m != "si"]
+    for m in modes:
+        if m not in MODES:
+            raise ValueError(f"unknown mode {m!r}; known: {list(MODES)}")
+    X, y, spk = features.X, np.asarray(features.y).astype(str), np.asarray(features.speakers).astype(str)
+    txt = getattr(features, "text_ids", None)
+    corpus = ",".join(sorted(set(np.asarray(getattr(features, "corpora", ["?"])).tolist())))
+    cfg = config or MethodConfig()
+    # per-speaker statistics of training speakers use all their clips; computed once for every fold
+    # (a target's own rows of Xn are never used: the target is standardized from its enrollment only)
+    Xn = standardize_by_speaker(X, spk, y, **cfg.normalizer) if any(make_method(m).normalize for m in methods) else None
+    pred: dict = defaultdict(lambda: ([], [], [], []))
+    for train_idx, targets in _folds(spk, folds):
+        cache: dict = {}
+        fitted = {m: make_method(m, cfg).fit_reference(
+            X[train_idx], y[train_idx], spk[train_idx], X_normalized=None if Xn is None else Xn[train_idx],
+            cache=cache) for m in methods}
+        for target in targets:
+            for mode in modes:
+                for k in shots:
+                    for seed in seeds:
+                        try:
+                            enroll, test = enrollment_split(spk, y, target, shots=k, text_ids=txt,
+                                                            sentence_disjoint=MODES[mode], seed=seed)
+                        except TooFewClipsError:
+                            continue
+                        if len(test) == 0 or len(enroll) == 0:
+                            continue
+                        used = np.mean(list(_counts(y[enroll]).values()))
+                        for m, rec in fitted.items():
+                            p = rec.personalize(X[enroll], y[enroll], X[test])
+                            slot = pred[(m, mode, k)]
+                            slot[0].append(y[test])
+                            slot[1].append(np.asarray(p).astype(str))
+                            slot[2].append(np.array([f"{target}|{seed}"] * len(test)))
+                            slot[3].append(used)
+    return _summarize(pred, "personalization", corpus, n_boot, ref_key=lambda key: ("si", key[1], key[2]))
+
+
+def _counts(labels) -> dict:
+    u, c = np.unique(labels, return_counts=True)
+    return dict(zip(u.tolist(), c.tolist()))
+
+
+def new_corpus(train, target, *, methods: Sequence[str] = ("linear-ft+norm", "prototype+norm"),
+               shots: Iterable[int] = (1, 5, 10), seeds: Iterable[int] = (0,), norm_clips: int = 10,
+               config: MethodConfig | None = None, n_boot: int = 1000) -> list[FewShotRow]:
+    """New language / corpus: recipes trained on ``train`` (other corpora) adapt to ``K`` clips per
+    emotion of the ``target`` corpus's enrollment speakers; scored on its other speakers.
+
+    The target's speakers are split in two halves (2-fold, both directions). ``+norm`` recipes
+    standardize every target speaker from ``norm_clips`` of their clips used **unlabeled**; those
+    clips are left out of scoring for every recipe. ``ref_ua`` is the supervised ceiling: the
+    recipe's reference trained on all clips of the enrollment half (no other corpora), on the same
+    test clips. ``extra["ratio"]`` = UA / ceiling.
+    """
+    from adapt.normalization import SpeakerNormalizer
+
+    cfg = config or MethodConfig()
+    y_t, spk_t = np.asarray(target.y).astype(str), np.asarray(target.speakers).astype(str)
+    corpus = ",".join(sorted(set(np.asarray(target.corpora).tolist())))
+    rng = np.random.default_rng(0)
+    # per-speaker normalization from a few unlabeled clips; those clips are not scored
+    Xn_t = np.empty_like(target.X)
+    scored = np.ones(len(y_t), dtype=bool)
+    for s in np.unique(spk_t):
+        rows = np.flatnonzero(spk_t == s)
+        few = rows[rng.permutation(len(rows))[:min(norm_clips, max(1, len(rows) // 2))]]
+        Xn_t[rows] = SpeakerNormalizer(**cfg.normalizer).fit(target.X[few]).transform(target.X[rows])
+        scored[few] = False
+    pred: dict = defaultdict(lambda: ([], [], [], []))
+    ceil: dict = defaultdict(lambda: ([], []))
+    halves = [(e, t[scored[t]]) for e, t in speaker_kfold(spk_t, n_splits=2, seed=0)]
+    y_train, spk_train = np.asarray(train.y).astype(str), np.asarray(train.speakers).astype(str)
+    for m in methods:
+        rec = make_method(m, cfg).fit_reference(train.X, y_train, spk_train)
+        Xt = Xn_t if rec.normalize else target.X
+        for half, (enroll_pool, test_pool) in enumerate(halves):
+            # supervised ceiling: a speaker-independent head on all clips of the enrollment half
+            ceiling = make_method("si", cfg).fit_reference(Xt[enroll_pool], y_t[enroll_pool], spk_t[enroll_pool])
+            ceil[m][0].append(y_t[test_pool])
+            ceil[m][1].append(ceiling.head.predict(Xt[test_pool]).astype(str))
+            for k in shots:
+                for seed in seeds:
+                    r = np.random.default_rng(1000 * seed + half)
+                    enroll = np.concatenate([r.permutation(enroll_pool[y_t[enroll_pool] == e])[:k]
+                                             for e in np.unique(y_t[enroll_pool])])
+                    p = rec.personalize(Xt[enroll], y_t[enroll], Xt[test_pool], pre_normalized=True)
+                    slot = pred[(m, "new-corpus", k)]
+                    slot[0].append(y_t[test_pool])
+                    slot[1].append(np.asarray(p).astype(str))
+                    slot[2].append(np.array([f"{s}|{seed}" for s in spk_t[test_pool]]))
+                    slot[3].append(float(k))
+    rows = _summarize(pred, "new-corpus", corpus, n_boot)
+    out = []
+    for r in rows:
+        c_ua = unweighted_average_recall(np.concatenate(ceil[r.method][0]), np.concatenate(ceil[r.method][1]))
+        out.append(FewShotRow(**{**r.as_dict(), "ref_ua": c_ua, "extra": {"ratio": r.ua / c_ua}}))
+    return out
+
+
+def new_emotion(features, *, heads: Sequence[str] = ("prototype", "linear"), shots: Iterable[int] = (1, 5, 10),
+                seeds: Iterable[int] = (0,), folds: int = 5, normalize: bool = True, replay: int = 5,
+                n_boot: int = 1000) -> list[FewShotRow]:
+    """New emotion: for each emotion ``e`` and speaker fold, train without ``e``, then enroll ``e``
+    with ``K`` clips of training speakers (``partial_fit``; ``linear`` also replays ``replay``
+    clips per old class). Scored on the held-out speakers.
+
+    ``ua`` = UA over all classes after enrollment; ``extra``: ``new_recall`` (recall of ``e``),
+    ``old_before`` / ``old_after`` (UA on the old classes' test clips before / after, predictions
+    over all classes) and ``old_delta``. ``ref_ua`` = ``old_before``.
+    """
+    from adapt.heads import LinearHead, PrototypeHead
+    from adapt.normalization import standardize_by_speaker
+
+    X, y, spk = features.X, np.asarray(features.y).astype(str), np.asarray(features.speakers).astype(str)
+    if normalize:
+        X = standardize_by_speaker(X, spk, y)   # transductive per-speaker stats, labels weigh emotions equally
+    corpus = ",".join(sorted(set(np.asarray(features.corpora).tolist())))
+    rows = []
+    for head_name in heads:
+        if head_name not in ("prototype", "linear"):
+            raise KeyError(f"unknown head {head_name!r} for new_emotion; known: ['prototype', 'linear']")
+        for k in shots:
+            yt_all, yp_all, g_all, new_rec, before, after = [], [], [], [], [], []
+            for e in sorted(set(y.tolist())):
+                for tr, te in speaker_kfold(spk, n_splits=folds, seed=0):
+                    old_tr = tr[y[tr] != e]
+                    base = (PrototypeHead() if head_name == "prototype" else LinearHead()).fit(X[old_tr], y[old_tr])
+                    old_te = te[y[te] != e]
+                    p_before = base.predict(X[old_te])
+                    for seed in seeds:
+                        r = np.random.default_rng(seed)
+                        shots_idx = r.permutation(tr[y[tr] == e])[:k]
+                        head = copy_head(base)
+                        if head_name == "linear":
+                            rep = np.concatenate([r.permutation(old_tr[y[old_tr] == c])[:replay]
+                                                  for c in np.unique(y[old_tr])])
+                            idx = np.concatenate([shots_idx, rep])
+                            head.partial_fit(X[idx], y[idx])
+                        else:
+                            head.partial_fit(X[shots_idx], y[shots_idx])
+                        p = head.predict(X[te])
+                        yt_all.append(y[te]), yp_all.append(p.astype(str))
+                        g_all.append(np.array([f"{s}|{e}|{seed}" for s in spk[te]]))
+                        new_rec.append(per_class_recall(y[te], p.astype(str), labels=[e])[e])
+                        before.append((y[old_te], p_before.astype(str)))
+                        after.append((y[old_te], head.predict(X[old_te]).astype(str)))
+            yt, yp, g = np.concatenate(yt_all), np.concatenate(yp_all), np.concatenate(g_all)
+            ua, lo, hi = bootstrap_ci(yt, yp, g, n_boot=n_boot, seed=0)
+            ob = unweighted_average_recall(np.concatenate([b[0] for b in before]), np.concatenate([b[1] for b in before]))
+            oa = unweighted_average_recall(np.concatenate([a[0] for a in after]), np.concatenate([a[1] for a in after]))
+            rows.append(FewShotRow("new-emotion", corpus, head_name + ("+norm" if normalize else ""), "new-emotion",
+                                   k, ua, lo, hi, ob, float(k), len(set(spk.tolist())),
+                                   {"new_recall": float(np.nanmean(new_rec)), "old_before": ob, "old_after": oa,
+                                    "old_delta": oa - ob}))
+    return rows
+
+
+def copy_head(head):
+    """An independent copy of a fitted head (its state round trip)."""
+    return type(head).from_state(head.get_state())
+
+
+def rows_to_markdown(rows: Sequence[FewShotRow], columns: Sequence[str]) -> str:
+    """A markdown table of ``rows`` with the given attribute / ``extra`` columns (floats to 3 places)."""
+    def cell(r, c):
+        v = getattr(r, c) if hasattr(r, c) else r.extra.get(c, "")
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r, c) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
