@@ -53,10 +53,13 @@ def _unit(a: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class GlobalHead:
-    """Shared model: ``classes`` [C], ``prototypes`` [C, D] (normalized space), ``mean``/``std`` [D].
+    """Shared model: ``classes`` [C], ``prototypes`` [C, d] (normalized space), ``mean``/``std`` [d].
 
-    ``linear`` (optional ``(W [C, D], b [C])``) scores users without enrollment; otherwise the
-    prototypes do. ``info`` records how the head was made (backbone, corpora, command).
+    ``projection`` (optional ``(center [D], W [D, d])``) maps a backbone embedding ``[D]`` to the
+    head's space ``[d]`` first (standardize + PCA: smaller per-user state, faster scoring); every
+    other array lives in that space, and the scoring methods take projected features
+    (``project(X)``). ``linear`` (optional ``(W [C, d], b [C])``) scores users without enrollment;
+    otherwise the prototypes do. ``info`` records how the head was made (backbone, corpora, command).
     """
 
     classes: tuple[str, ...]
@@ -65,6 +68,8 @@ class GlobalHead:
     std: np.ndarray
     temperature: float = 0.1
     linear: tuple[np.ndarray, np.ndarray] | None = None
+    linear_user: tuple[np.ndarray, np.ndarray] | None = None
+    projection: tuple[np.ndarray, np.ndarray] | None = None
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,8 +80,26 @@ class GlobalHead:
             raise ValueError(f"mean/std must have shape ({d},), got {self.mean.shape}/{self.std.shape}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.linear is not None and (self.linear[0].shape != (c, d) or self.linear[1].shape != (c,)):
-            raise ValueError(f"linear must be (W [{c}, {d}], b [{c}]), got {self.linear[0].shape}, {self.linear[1].shape}")
+        for name in ("linear", "linear_user"):
+            lin = getattr(self, name)
+            if lin is not None and (lin[0].shape != (c, d) or lin[1].shape != (c,)):
+                raise ValueError(f"{name} must be (W [{c}, {d}], b [{c}]), got {lin[0].shape}, {lin[1].shape}")
+        if self.projection is not None:
+            center, W = self.projection
+            if W.ndim != 2 or W.shape[1] != d or center.shape != (W.shape[0],):
+                raise ValueError(f"projection must be (center [D], W [D, {d}]), got {center.shape}, {W.shape}")
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension of the backbone embeddings the head accepts."""
+        return int(self.projection[1].shape[0]) if self.projection is not None else self.dim
+
+    def project(self, X: np.ndarray) -> np.ndarray:
+        """Backbone embeddings ``[N, input_dim]`` -> head features ``[N, dim]`` (float32)."""
+        X = np.asarray(X, dtype=np.float32)
+        if self.projection is None:
+            return X
+        return (X - self.projection[0]) @ self.projection[1]
 
     @property
     def dim(self) -> int:
@@ -84,8 +107,12 @@ class GlobalHead:
 
     @classmethod
     def fit(cls, X: np.ndarray, y: Sequence[str], *, speakers: Sequence[str], temperature: float = 0.1,
-            linear: bool = False, C: float = 1.0, info: dict | None = None) -> "GlobalHead":
+            linear: bool = False, C: float = 1.0, dim: int | None = None, norm_prior: float = 4.0,
+            info: dict | None = None) -> "GlobalHead":
         """Fit on embeddings ``X`` [N, D] with labels ``y`` [N] and ``speakers`` [N].
+
+        ``dim``: keep this many principal components of the globally standardized embeddings
+        (None: no projection).
 
         Each speaker's embeddings are standardized with that speaker's own statistics (what an
         enrolled user gets), then class means give the prototypes; ``linear=True`` also fits a
@@ -96,22 +123,37 @@ class GlobalHead:
         spk = np.asarray(speakers).astype(str)
         if X.ndim != 2 or len(X) != len(y) or len(y) != len(spk):
             raise ValueError(f"X [N, D], y [N], speakers [N] expected, got {X.shape}, {y.shape}, {spk.shape}")
+        proj = None
+        if dim is not None:
+            if not 1 <= dim <= min(X.shape):
+                raise ValueError(f"dim must be in [1, {min(X.shape)}], got {dim}")
+            c0, s0 = X.mean(0), X.std(0) + 1e-6
+            _, _, Vt = np.linalg.svd((X - c0) / s0, full_matrices=False)
+            W = (Vt[:dim].T / s0[:, None])
+            proj = (c0.astype(np.float32), W.astype(np.float32))
+            X = (X - c0) @ W
         mean, std = X.mean(0), X.std(0) + 1e-6
+        # each training speaker is normalized exactly as an enrolled user will be (same shrinkage)
         Z = np.empty_like(X)
         for s in np.unique(spk):
             m = spk == s
-            Z[m] = (X[m] - X[m].mean(0)) / (X[m].std(0) + 1e-6) if m.sum() > 1 else (X[m] - mean) / std
+            mu, sd = UserState.empty(X.shape[1]).add(X[m], ["_"] * int(m.sum())).normalizer(mean, std, norm_prior)
+            Z[m] = (X[m] - mu) / sd
         classes = tuple(str(c) for c in sorted(set(y)))
         protos = np.stack([Z[y == c].mean(0) for c in classes])
-        lin = None
+        lin = lin_user = None
         if linear:
             from sklearn.linear_model import LogisticRegression
 
-            lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced").fit((X - mean) / std, y)
-            order = [list(lr.classes_).index(c) for c in classes]
-            lin = (lr.coef_[order].astype(np.float32), lr.intercept_[order].astype(np.float32))
+            def fit_lr(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced").fit(F, y)
+                order = [list(lr.classes_).index(c) for c in classes]
+                return lr.coef_[order].astype(np.float32), lr.intercept_[order].astype(np.float32)
+
+            lin, lin_user = fit_lr((X - mean) / std), fit_lr(Z)
         return cls(classes=classes, prototypes=protos.astype(np.float32), mean=mean.astype(np.float32),
-                   std=std.astype(np.float32), temperature=float(temperature), linear=lin, info=dict(info or {}))
+                   std=std.astype(np.float32), temperature=float(temperature), linear=lin, linear_user=lin_user,
+                   projection=proj, info=dict(info or {}))
 
     # -- scoring -----------------------------------------------------------------------------
     def predict_proba_global(self, X: np.ndarray) -> np.ndarray:
@@ -126,8 +168,12 @@ class GlobalHead:
         return self.classes + tuple(c for c in state.labels if c not in self.classes)
 
     def predict_proba_user(self, state: "UserState", X: np.ndarray, *, prior_weight: float = 2.0,
-                           norm_prior: float = 4.0) -> np.ndarray:
-        """``[N, C_u]`` probabilities over ``user_classes(state)`` for an enrolled user."""
+                           norm_prior: float = 4.0, fuse_linear: bool = True) -> np.ndarray:
+        """``[N, C_u]`` probabilities over ``user_classes(state)`` for an enrolled user.
+
+        With ``fuse_linear`` and a ``linear_user`` layer, its logits on the user-normalized
+        features are added to the prototype logits (a product of the two experts); a user's own
+        emotions get the mean linear logit, so the prototypes alone decide about them."""
         mu, sd = state.normalizer(self.mean, self.std, norm_prior)
         Z = (np.asarray(X, dtype=np.float32) - mu) / sd
         classes = self.user_classes(state)
@@ -143,7 +189,14 @@ class GlobalHead:
             own = (state.sums[i] / n - mu) / sd
             w = prior_weight if g is not None else 0.0
             protos[k] = (n * own + w * (g if g is not None else 0.0)) / (n + w)
-        return _softmax(_unit(Z) @ _unit(protos).T / self.temperature)
+        logits = _unit(Z) @ _unit(protos).T / self.temperature
+        if fuse_linear and self.linear_user is not None:
+            lin = Z @ self.linear_user[0].T + self.linear_user[1]
+            extra = len(classes) - len(self.classes)
+            if extra:
+                lin = np.concatenate([lin, np.repeat(lin.mean(1, keepdims=True), extra, axis=1)], axis=1)
+            logits = logits + lin
+        return _softmax(logits)
 
     # -- persistence -------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -151,8 +204,12 @@ class GlobalHead:
         d = {"format": "ser-adapt.GlobalHead", "version": 1, "classes": list(self.classes),
              "prototypes": self.prototypes.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist(),
              "temperature": self.temperature, "info": self.info}
-        if self.linear is not None:
-            d["linear"] = {"W": self.linear[0].tolist(), "b": self.linear[1].tolist()}
+        for name in ("linear", "linear_user"):
+            lin = getattr(self, name)
+            if lin is not None:
+                d[name] = {"W": lin[0].tolist(), "b": lin[1].tolist()}
+        if self.projection is not None:
+            d["projection"] = {"center": self.projection[0].tolist(), "W": self.projection[1].tolist()}
         return d
 
     @classmethod
@@ -161,15 +218,46 @@ class GlobalHead:
             raise ValueError("not a ser-adapt GlobalHead state (missing format 'ser-adapt.GlobalHead')")
         f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
         lin = (f32(d["linear"]["W"]), f32(d["linear"]["b"])) if d.get("linear") else None
+        lin_user = (f32(d["linear_user"]["W"]), f32(d["linear_user"]["b"])) if d.get("linear_user") else None
+        proj = (f32(d["projection"]["center"]), f32(d["projection"]["W"])) if d.get("projection") else None
         return cls(classes=tuple(str(c) for c in d["classes"]), prototypes=f32(d["prototypes"]), mean=f32(d["mean"]),
-                   std=f32(d["std"]), temperature=float(d["temperature"]), linear=lin, info=d.get("info", {}))
+                   std=f32(d["std"]), temperature=float(d["temperature"]), linear=lin, linear_user=lin_user, projection=proj,
+                   info=d.get("info", {}))
 
     def save(self, path) -> None:
+        """Write the head: ``.npz`` (compact float32 arrays + JSON metadata) or JSON otherwise."""
+        if str(path).endswith(".npz"):
+            state = self.get_state()
+            arrays = {"prototypes": self.prototypes, "mean": self.mean, "std": self.std}
+            if self.linear is not None:
+                arrays.update(linear_W=self.linear[0], linear_b=self.linear[1])
+            if self.linear_user is not None:
+                arrays.update(linear_user_W=self.linear_user[0], linear_user_b=self.linear_user[1])
+            if self.projection is not None:
+                arrays.update(projection_center=self.projection[0], projection_W=self.projection[1])
+            meta = {k: v for k, v in state.items() if k not in ("prototypes", "mean", "std", "linear", "linear_user", "projection")}
+            # the [D, d] projection dominates the file; float16 halves it (relative error ~5e-4)
+            packed = {k: np.asarray(v, np.float16 if k == "projection_W" else np.float32) for k, v in arrays.items()}
+            with open(path, "wb") as fh:
+                np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **packed)
+            return
         with open(path, "w") as fh:
             json.dump(self.get_state(), fh, separators=(",", ":"))
 
     @classmethod
     def load(cls, path) -> "GlobalHead":
+        """Read a head written by ``save`` (``.npz`` or JSON)."""
+        if str(path).endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                d = json.loads(str(z["meta"]))
+                d.update(prototypes=z["prototypes"], mean=z["mean"], std=z["std"])
+                if "linear_W" in z:
+                    d["linear"] = {"W": z["linear_W"], "b": z["linear_b"]}
+                if "linear_user_W" in z:
+                    d["linear_user"] = {"W": z["linear_user_W"], "b": z["linear_user_b"]}
+                if "projection_W" in z:
+                    d["projection"] = {"center": z["projection_center"], "W": z["projection_W"].astype(np.float32)}
+            return cls.from_state(d)
         with open(path) as fh:
             return cls.from_state(json.load(fh))
 

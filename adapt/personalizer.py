@@ -31,11 +31,11 @@ from .profiles import ProfileStore, check_tenant, check_user, open_store
 __all__ = ["Personalizer", "PersonalizerConfig", "Prediction", "UserSummary", "default_head_path", "default_store_path"]
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
-DEFAULT_HEAD = "global_head.json"
+DEFAULT_HEAD = "global_head.npz"
 
 
 def default_head_path() -> Path:
-    """The global head shipped with the package (``adapt/assets/global_head.json``)."""
+    """The global head shipped with the package (``adapt/assets/global_head.npz``)."""
     return ASSET_DIR / DEFAULT_HEAD
 
 
@@ -57,6 +57,7 @@ class PersonalizerConfig:
     fewer clips raise ``TooFewClipsError``. prior_weight: pseudo-clips of the global prototype in a
     user's prototype. norm_prior: pseudo-clips of the global statistics in a user's normalization.
     min_clip_s / max_clip_s: accepted clip durations. max_user_emotions: cap on a user's own classes.
+    fuse_linear: add the global head's speaker-normalized linear logits to the prototype logits.
     """
 
     tenant: str = "default"
@@ -68,6 +69,7 @@ class PersonalizerConfig:
     min_clip_s: float = 0.25
     max_clip_s: float = 30.0
     max_user_emotions: int = 16
+    fuse_linear: bool = True
 
     def __post_init__(self) -> None:
         check_tenant(self.tenant)
@@ -120,12 +122,13 @@ Embedder = Callable[[Sequence[Waveform]], np.ndarray]
 
 
 def _as_embedder(backbone: Any) -> Embedder:
-    """A callable ``waveforms -> [N, D]``: a B-style ``Backbone`` (has ``spec``) goes through the
-    cached ``adapt.embed``; any other callable is used as it is."""
+    """A callable ``waveforms -> [N, D]``: an ``adapt`` ``Backbone`` (has ``spec``) goes through
+    ``adapt.embed`` (default layers and pooling, the ones the global head was trained on); any other
+    callable is used as it is. The on-disk embedding cache is off here: users' clips are not kept."""
     if hasattr(backbone, "spec") and hasattr(backbone, "forward"):
         from .embed import embed
 
-        return lambda waves: np.asarray(embed(backbone, list(waves)), dtype=np.float32)
+        return lambda waves: np.asarray(embed(backbone, list(waves), cache=False), dtype=np.float32)
     if callable(backbone):
         return backbone
     raise TypeError(f"backbone must be an adapt Backbone or a callable waveforms -> [N, D], got {type(backbone).__name__}")
@@ -202,8 +205,8 @@ class Personalizer:
         if not waves:
             raise TooFewClipsError("no clips given")
         X = np.asarray(self._embedder(waves), dtype=np.float32)
-        if X.shape != (len(waves), self.head.dim):
-            raise ValueError(f"backbone returned embeddings of shape {X.shape}, expected ({len(waves)}, {self.head.dim})")
+        if X.shape != (len(waves), self.head.input_dim):
+            raise ValueError(f"backbone returned embeddings of shape {X.shape}, expected ({len(waves)}, {self.head.input_dim})")
         return X
 
     # -- state --------------------------------------------------------------------------------
@@ -212,16 +215,17 @@ class Personalizer:
         return None if blob is None else UserState.from_bytes(blob)
 
     def _check_X(self, X: np.ndarray, n_labels: int | None = None) -> np.ndarray:
+        """Validated backbone embeddings ``[N, input_dim]`` -> head features ``[N, dim]``."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 1:
             X = X[None]
-        if X.ndim != 2 or X.shape[1] != self.head.dim:
-            raise ValueError(f"embeddings must be [N, {self.head.dim}], got shape {X.shape}")
+        if X.ndim != 2 or X.shape[1] != self.head.input_dim:
+            raise ValueError(f"embeddings must be [N, {self.head.input_dim}], got shape {X.shape}")
         if not np.isfinite(X).all():
             raise ValueError("embeddings contain NaN or infinity")
         if n_labels is not None and len(X) != n_labels:
             raise ValueError(f"{len(X)} clips but {n_labels} labels")
-        return X
+        return self.head.project(X)
 
     def _write(self, user: str, X: np.ndarray, labels: list[str], *, create: bool, custom: Sequence[str] = (),
                new_label: str | None = None) -> UserSummary:
@@ -304,7 +308,7 @@ class Personalizer:
             P, classes, personal = self.head.predict_proba_global(X), self.head.classes, False
         else:
             P = self.head.predict_proba_user(st, X, prior_weight=self.config.prior_weight,
-                                             norm_prior=self.config.norm_prior)
+                                             norm_prior=self.config.norm_prior, fuse_linear=self.config.fuse_linear)
             classes, personal = self.head.user_classes(st), True
         out = []
         for row in P:
@@ -379,5 +383,5 @@ class Personalizer:
                            revision=revision if revision is not None else self.store.revision(self.config.tenant, user))
 
     def _head_id(self) -> dict[str, Any]:
-        return {"classes": list(self.head.classes), "dim": self.head.dim,
+        return {"classes": list(self.head.classes), "dim": self.head.dim, "input_dim": self.head.input_dim,
                 "backbone": self.head.info.get("backbone")}
