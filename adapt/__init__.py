@@ -1,5 +1,10 @@
 """ser-adapt runtime: audio I/O, backbones, embeddings, heads, personalizer, metrics, service.
 
+Also available here, imported on first use: ``get_backbone``, ``Backbone``, ``BackboneSpec``,
+``LayerStack`` (``adapt.backbones``), ``embed``, ``embed_layers`` (``adapt.embed``), ``Personalizer``
+(``adapt.personalizer``), ``ProfileStore`` (``adapt.profiles``), and the ``metrics`` and ``heads``
+modules.
+
 Heavy submodules are imported on first attribute access, so ``import adapt`` stays fast and an
 optional dependency missing for one part does not break the others.
 """
@@ -45,7 +50,13 @@ def __getattr__(name: str) -> Any:
     return mod if module.endswith("." + name) else getattr(mod, name)
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+# Lazily resolved names stay out of __all__ so that documentation tools (pdoc) that read __all__
+# don't have to import every optional dependency; they are documented in their own modules.
 __all__ = [
     "Waveform", "load_audio", "AudioError", "BackboneNotAvailableError", "NotFittedError",
-    "SerAdaptError", "TooFewClipsError", "UnknownLabelError", "UnknownUserError", *_LAZY,
+    "SerAdaptError", "TooFewClipsError", "UnknownLabelError", "UnknownUserError",
 ]
