@@ -262,48 +262,47 @@ def new_emotion(features, *, heads: Sequence[str] = ("prototype", "linear"), sho
     over all classes) and ``old_delta``. ``ref_ua`` = ``old_before``.
     """
     from adapt.heads import LinearHead, PrototypeHead
-    from adapt.normalization import standardize_by_speaker
 
     X, y, spk = features.X, np.asarray(features.y).astype(str), np.asarray(features.speakers).astype(str)
     if normalize:
-        X = standardize_by_speaker(X, spk, y)   # transductive per-speaker stats, labels weigh emotions equally
+        # unlabeled per-speaker statistics (test speakers' labels must not shape their normalization)
+        X = standardize_by_speaker(X, spk)
     corpus = ",".join(sorted(set(np.asarray(features.corpora).tolist())))
+    shots = list(shots)
     rows = []
     for head_name in heads:
         if head_name not in ("prototype", "linear"):
             raise KeyError(f"unknown head {head_name!r} for new_emotion; known: ['prototype', 'linear']")
-        for k in shots:
-            yt_all, yp_all, g_all, new_rec, before, after = [], [], [], [], [], []
-            for e in sorted(set(y.tolist())):
-                for tr, te in speaker_kfold(spk, n_splits=folds, seed=0):
-                    old_tr = tr[y[tr] != e]
-                    base = (PrototypeHead() if head_name == "prototype" else LinearHead()).fit(X[old_tr], y[old_tr])
-                    old_te = te[y[te] != e]
-                    p_before = base.predict(X[old_te])
+        acc = {k: defaultdict(list) for k in shots}
+        for e in sorted(set(y.tolist())):
+            for tr, te in speaker_kfold(spk, n_splits=folds, seed=0):
+                old_tr, old_te = tr[y[tr] != e], te[y[te] != e]
+                base = (PrototypeHead() if head_name == "prototype" else LinearHead()).fit(X[old_tr], y[old_tr])
+                p_before = base.predict(X[old_te]).astype(str)
+                for k in shots:
                     for seed in seeds:
                         r = np.random.default_rng(seed)
-                        shots_idx = r.permutation(tr[y[tr] == e])[:k]
-                        head = copy_head(base)
-                        if head_name == "linear":
-                            rep = np.concatenate([r.permutation(old_tr[y[old_tr] == c])[:replay]
-                                                  for c in np.unique(y[old_tr])])
-                            idx = np.concatenate([shots_idx, rep])
-                            head.partial_fit(X[idx], y[idx])
-                        else:
-                            head.partial_fit(X[shots_idx], y[shots_idx])
-                        p = head.predict(X[te])
-                        yt_all.append(y[te]), yp_all.append(p.astype(str))
-                        g_all.append(np.array([f"{s}|{e}|{seed}" for s in spk[te]]))
-                        new_rec.append(per_class_recall(y[te], p.astype(str), labels=[e])[e])
-                        before.append((y[old_te], p_before.astype(str)))
-                        after.append((y[old_te], head.predict(X[old_te]).astype(str)))
-            yt, yp, g = np.concatenate(yt_all), np.concatenate(yp_all), np.concatenate(g_all)
-            ua, lo, hi = bootstrap_ci(yt, yp, g, n_boot=n_boot, seed=0)
-            ob = unweighted_average_recall(np.concatenate([b[0] for b in before]), np.concatenate([b[1] for b in before]))
-            oa = unweighted_average_recall(np.concatenate([a[0] for a in after]), np.concatenate([a[1] for a in after]))
+                        idx = r.permutation(tr[y[tr] == e])[:k]
+                        if head_name == "linear":   # replay a few stored clips per old class
+                            idx = np.concatenate([idx] + [r.permutation(old_tr[y[old_tr] == c])[:replay]
+                                                          for c in np.unique(y[old_tr])])
+                        head = copy_head(base).partial_fit(X[idx], y[idx])
+                        p = head.predict(X[te]).astype(str)
+                        a = acc[k]
+                        a["yt"].append(y[te]), a["yp"].append(p)
+                        a["g"].append(np.array([f"{s}|{e}|{seed}" for s in spk[te]]))
+                        a["new"].append(per_class_recall(y[te], p, labels=[e])[e])
+                        a["old_t"].append(y[old_te]), a["before"].append(p_before)
+                        a["after"].append(head.predict(X[old_te]).astype(str))
+        for k in shots:
+            a = {n: v for n, v in acc[k].items()}
+            cat = {n: np.concatenate(v) for n, v in a.items() if n != "new"}
+            ua, lo, hi = bootstrap_ci(cat["yt"], cat["yp"], cat["g"], n_boot=n_boot, seed=0)
+            ob = unweighted_average_recall(cat["old_t"], cat["before"])
+            oa = unweighted_average_recall(cat["old_t"], cat["after"])
             rows.append(FewShotRow("new-emotion", corpus, head_name + ("+norm" if normalize else ""), "new-emotion",
                                    k, ua, lo, hi, ob, float(k), len(set(spk.tolist())),
-                                   {"new_recall": float(np.nanmean(new_rec)), "old_before": ob, "old_after": oa,
+                                   {"new_recall": float(np.nanmean(a["new"])), "old_before": ob, "old_after": oa,
                                     "old_delta": oa - ob}))
     return rows
 
