@@ -41,6 +41,31 @@ STATE_FORMAT = 1
 _MAGIC = b"SAU1"
 
 
+_BLAS: list = []
+
+
+def _single_blas_thread(fn):
+    """Run ``fn`` with one BLAS thread: its matrices are small, and on a busy CPU (a backbone's
+    threads, other requests) multi-threaded OpenBLAS made a 39 x 1920 x 256 product ~10x slower."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not _BLAS:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                _BLAS.append(ThreadpoolController())
+            except Exception:  # noqa: BLE001 - threadpoolctl is optional; only speed depends on it
+                _BLAS.append(None)
+        if _BLAS[0] is None:
+            return fn(*args, **kwargs)
+        with _BLAS[0].limit(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -94,6 +119,7 @@ class GlobalHead:
         """Dimension of the backbone embeddings the head accepts."""
         return int(self.projection[1].shape[0]) if self.projection is not None else self.dim
 
+    @_single_blas_thread
     def project(self, X: np.ndarray) -> np.ndarray:
         """Backbone embeddings ``[N, input_dim]`` -> head features ``[N, dim]`` (float32)."""
         X = np.asarray(X, dtype=np.float32)
@@ -156,6 +182,7 @@ class GlobalHead:
                    projection=proj, info=dict(info or {}))
 
     # -- scoring -----------------------------------------------------------------------------
+    @_single_blas_thread
     def predict_proba_global(self, X: np.ndarray) -> np.ndarray:
         """``[N, C]`` probabilities over ``classes`` for a user without enrollment."""
         Z = (np.asarray(X, dtype=np.float32) - self.mean) / self.std
@@ -167,6 +194,7 @@ class GlobalHead:
         """Global classes followed by the user's own emotions."""
         return self.classes + tuple(c for c in state.labels if c not in self.classes)
 
+    @_single_blas_thread
     def predict_proba_user(self, state: "UserState", X: np.ndarray, *, prior_weight: float = 2.0,
                            norm_prior: float = 4.0, fuse_linear: bool = True) -> np.ndarray:
         """``[N, C_u]`` probabilities over ``user_classes(state)`` for an enrolled user.
