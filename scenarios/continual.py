@@ -17,7 +17,8 @@ own test set of speakers that no experience trains on** (speaker-disjoint by con
 Options shared by all builders (keyword-only): ``test_fraction`` (share of speakers held out per
 experience, at least one), ``normalize`` (``"speaker"``: per-speaker standardization of the
 embeddings with ``adapt.normalization.standardize_by_speaker``, unlabelled, each speaker with their
-own clips; ``"none"``), ``shots`` (subsample each training experience), ``seed``.
+own clips; ``"corpus"``: the same per corpus, for corpora whose speakers each act one emotion, like
+URDU, where per-speaker statistics would remove the emotion; ``"none"``), ``shots`` (subsample each training experience), ``seed``.
 
 Example:
     >>> from scenarios.features import corpus_features, FeatureSet       # doctest: +SKIP
@@ -43,7 +44,7 @@ __all__ = [
     "fewshot_incremental", "SCENARIOS", "make_scenario", "NORMALIZATIONS", "UnknownEmotionError",
 ]
 
-NORMALIZATIONS = ("speaker", "none")
+NORMALIZATIONS = ("speaker", "corpus", "none")
 
 
 class UnknownEmotionError(SerAdaptError, ValueError):
@@ -178,10 +179,12 @@ def _build(name: str, cols: dict, experiences: list[tuple[str, np.ndarray, np.nd
     from avalanche.benchmarks import tensors_benchmark
 
     X = cols["X"]
-    if normalize == "speaker":
+    if normalize in ("speaker", "corpus"):
         from adapt.normalization import standardize_by_speaker
 
-        X = standardize_by_speaker(X, cols["speakers"]).astype(np.float32)
+        # "corpus" treats each corpus as one speaker: same unlabelled statistics, one level up
+        groups = cols["speakers"] if normalize == "speaker" else cols["corpora"]
+        X = standardize_by_speaker(X, groups).astype(np.float32)
     class_index = {c: i for i, c in enumerate(classes)}
     names, tr_idx, te_idx, tr_data, te_data = [], [], [], [], []
     for exp_name, train_rows, test_rows in experiences:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from .ncm import NCMHead, NearestClassMean
 from .plugins import EmbeddingReplayPlugin, EmbeddingShapeError, PrototypeReplayPlugin
+from .slda import MinibatchStreamingLDA
 from .registry import STRATEGIES, StrategySpec, describe, head_dims, make_head, make_strategy, predict_scores
 
 __all__ = [
     "STRATEGIES", "StrategySpec", "make_strategy", "make_head", "describe", "predict_scores", "head_dims",
-    "EmbeddingReplayPlugin", "PrototypeReplayPlugin", "EmbeddingShapeError", "NearestClassMean", "NCMHead",
+    "EmbeddingReplayPlugin", "PrototypeReplayPlugin", "EmbeddingShapeError", "NearestClassMean", "NCMHead", "MinibatchStreamingLDA",
 ]

@@ -40,13 +40,14 @@ import torch
 from avalanche.models import SimpleMLP
 from avalanche.training import (
     AGEM, EWC, GEM, Cumulative, GDumb, JointTraining, LwF, Naive, Replay, StreamingLDA,
-    SynapticIntelligence,
 )
 from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
 from avalanche.training.storage_policy import ClassBalancedBuffer
 
 from .ncm import NearestClassMean
 from .plugins import EmbeddingReplayPlugin, PrototypeReplayPlugin
+from .si import CopyingSIPlugin
+from .slda import MinibatchStreamingLDA
 
 __all__ = ["make_strategy", "make_head", "STRATEGIES", "StrategySpec", "describe", "predict_scores",
            "head_dims"]
@@ -120,7 +121,9 @@ def _online_ewc(model, common, *, ewc_lambda: float = 100.0, decay_factor: float
 
 
 def _si(model, common, *, si_lambda: float = 1.0, eps: float = 1e-7):
-    return _sgd(model, common, SynapticIntelligence, si_lambda=si_lambda, eps=eps)
+    # Avalanche's SynapticIntelligence is a no-op on CPU (its weight snapshots are views); same
+    # plugin with copied snapshots, on Naive.
+    return _sgd(model, common, Naive, plugins=[CopyingSIPlugin(si_lambda=si_lambda, eps=eps)])
 
 
 def _lwf(model, common, *, alpha: float = 1.0, temperature: float = 2.0):
@@ -171,12 +174,11 @@ def _ncm(model, common, *, normalize: bool = True):
 
 def _slda(model, common, *, shrinkage: float = 1e-4, streaming_update_sigma: bool = True):
     input_size, num_classes = head_dims(model)
-    return StreamingLDA(slda_model=torch.nn.Identity(), criterion=torch.nn.CrossEntropyLoss(),
-                        input_size=input_size, num_classes=num_classes, shrinkage_param=shrinkage,
-                        streaming_update_sigma=streaming_update_sigma,
-                        train_mb_size=max(common["batch_size"], 256), train_epochs=1,
-                        eval_mb_size=common["eval_batch_size"], device=common["device"],
-                        plugins=list(common["plugins"]), evaluator=common["evaluator"])
+    return MinibatchStreamingLDA(input_size=input_size, num_classes=num_classes, shrinkage=shrinkage,
+                                 streaming_update_sigma=streaming_update_sigma,
+                                 train_mb_size=max(common["batch_size"], 256),
+                                 eval_mb_size=common["eval_batch_size"], device=common["device"],
+                                 plugins=list(common["plugins"]), evaluator=common["evaluator"])
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -197,7 +199,7 @@ STRATEGIES: dict[str, StrategySpec] = {
     "prototype-replay": StrategySpec(_prototype_replay,
                                      "replay Gaussian pseudo-embeddings around class prototypes (ours)"),
     "ncm": StrategySpec(_ncm, "nearest class mean on the embeddings, running means (no training)"),
-    "slda": StrategySpec(_slda, "Avalanche streaming LDA on the embeddings (Hayes & Kanan 2020)"),
+    "slda": StrategySpec(_slda, "Avalanche streaming LDA on the embeddings, minibatch covariance update (Hayes & Kanan 2020)"),
 }
 
 _COMMON = {"lr": 1e-3, "epochs": 10, "batch_size": 64, "weight_decay": 0.0, "eval_batch_size": 512,

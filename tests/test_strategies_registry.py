@@ -143,3 +143,19 @@ def test_ncm_head_means_and_unseen_classes():
     assert scores.argmax(1).tolist() == [0, 2]
     assert torch.isinf(scores[:, [1, 3]]).all()  # never predicts a class it has not seen
     assert scores[0, 0].item() == pytest.approx(0.0)
+
+
+def test_minibatch_slda_matches_pooled_class_statistics():
+    from strategies import MinibatchStreamingLDA
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 120)
+    s = MinibatchStreamingLDA(input_size=6, num_classes=3)
+    for start in range(0, 120, 25):  # uneven minibatches, classes split across them
+        s.fit_batch(torch.from_numpy(x[start:start + 25]), torch.from_numpy(y[start:start + 25]))
+    means = np.stack([x[y == c].mean(0) for c in range(3)])
+    pooled = sum((x[y == c] - means[c]).T @ (x[y == c] - means[c]) for c in range(3)) / len(x)
+    np.testing.assert_allclose(s.muK.numpy(), means, atol=1e-5)
+    np.testing.assert_allclose(s.Sigma.numpy(), pooled, atol=1e-4)
+    assert s.cK.tolist() == np.bincount(y, minlength=3).tolist()
