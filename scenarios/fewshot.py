@@ -42,7 +42,7 @@ from .fewshot_methods import MethodConfig, make_method
 from .splits import leave_one_speaker_out, personalization_split, speaker_kfold
 
 __all__ = ["FewShotRow", "personalization", "new_corpus", "new_emotion", "enrollment_split", "rows_to_markdown",
-           "MODES"]
+           "select_by_corpus_cv", "MODES"]
 
 MODES = {"disjoint": True, "overlap": False}
 
@@ -195,7 +195,7 @@ def _counts(labels) -> dict:
 
 def new_corpus(train, target, *, methods: Sequence[str] = ("linear-ft+norm", "prototype+norm"),
                shots: Iterable[int] = (1, 5, 10), seeds: Iterable[int] = (0,), norm_clips: int = 10,
-               config: MethodConfig | None = None, n_boot: int = 1000) -> list[FewShotRow]:
+               config: MethodConfig | None = None, n_boot: int = 1000, ceiling: bool = True) -> list[FewShotRow]:
     """New language / corpus: recipes trained on ``train`` (other corpora) adapt to ``K`` clips per
     emotion of the ``target`` corpus's enrollment speakers; scored on its other speakers.
 
@@ -203,7 +203,7 @@ def new_corpus(train, target, *, methods: Sequence[str] = ("linear-ft+norm", "pr
     standardize every target speaker from ``norm_clips`` of their clips used **unlabeled**; those
     clips are left out of scoring for every recipe. ``ref_ua`` is the supervised ceiling: the
     recipe's reference trained on all clips of the enrollment half (no other corpora), on the same
-    test clips. ``extra["ratio"]`` = UA / ceiling.
+    test clips. ``extra["ratio"]`` = UA / ceiling (``ceiling=False`` skips it: NaN).
     """
     from adapt.normalization import SpeakerNormalizer
 
@@ -227,10 +227,10 @@ def new_corpus(train, target, *, methods: Sequence[str] = ("linear-ft+norm", "pr
         rec = make_method(m, cfg).fit_reference(train.X, y_train, spk_train)
         Xt = Xn_t if rec.normalize else target.X
         for half, (enroll_pool, test_pool) in enumerate(halves):
-            # supervised ceiling: a speaker-independent head on all clips of the enrollment half
-            ceiling = make_method("si", cfg).fit_reference(Xt[enroll_pool], y_t[enroll_pool], spk_t[enroll_pool])
-            ceil[m][0].append(y_t[test_pool])
-            ceil[m][1].append(ceiling.head.predict(Xt[test_pool]).astype(str))
+            if ceiling:   # supervised ceiling: a speaker-independent head on all clips of the enrollment half
+                top = make_method("si", cfg).fit_reference(Xt[enroll_pool], y_t[enroll_pool], spk_t[enroll_pool])
+                ceil[m][0].append(y_t[test_pool])
+                ceil[m][1].append(top.head.predict(Xt[test_pool]).astype(str))
             for k in shots:
                 for seed in seeds:
                     r = np.random.default_rng(1000 * seed + half)
@@ -245,9 +245,42 @@ def new_corpus(train, target, *, methods: Sequence[str] = ("linear-ft+norm", "pr
     rows = _summarize(pred, "new-corpus", corpus, n_boot)
     out = []
     for r in rows:
-        c_ua = unweighted_average_recall(np.concatenate(ceil[r.method][0]), np.concatenate(ceil[r.method][1]))
+        c_ua = (unweighted_average_recall(np.concatenate(ceil[r.method][0]), np.concatenate(ceil[r.method][1]))
+                if ceiling else float("nan"))
         out.append(FewShotRow(**{**r.as_dict(), "ref_ua": c_ua, "extra": {"ratio": r.ua / c_ua}}))
     return out
+
+
+def select_by_corpus_cv(parts: Sequence, *, method: str, grid: dict, shots: int = 5,
+                        base: MethodConfig | None = None) -> tuple[MethodConfig, dict]:
+    """Pick ``MethodConfig`` values for the new-corpus protocol by inner leave-one-corpus-out CV.
+
+    Every training corpus in ``parts`` (``FeatureSet``s; the outer target must not be among them)
+    plays the new corpus once, with the others as training data; the candidate with the best mean
+    UA at ``shots`` wins. ``grid`` maps a ``MethodConfig`` field to candidate values, e.g.
+    ``{"ft_decay": (1e-3, 1e-2, 1e-1)}``. Returns ``(config, {candidate: mean UA})``.
+    """
+    from dataclasses import replace
+    from itertools import product
+
+    from .features import FeatureSet
+
+    if len(parts) < 2:
+        raise ValueError(f"corpus CV needs at least 2 training corpora, got {len(parts)}")
+    base = base or MethodConfig()
+    names = sorted(grid)
+    scores = {}
+    for values in product(*(grid[n] for n in names)):
+        cand = replace(base, **dict(zip(names, values)))
+        uas = []
+        for i, inner_target in enumerate(parts):
+            inner_train = FeatureSet.concat([p for j, p in enumerate(parts) if j != i])
+            r = new_corpus(inner_train, inner_target, methods=[method], shots=(shots,), config=cand, n_boot=1,
+                           ceiling=False)
+            uas.append(r[0].ua)
+        scores[values] = float(np.mean(uas))
+    best = max(scores, key=scores.get)
+    return replace(base, **dict(zip(names, best))), scores
 
 
 def new_emotion(features, *, heads: Sequence[str] = ("prototype", "linear"), shots: Iterable[int] = (1, 5, 10),

@@ -120,3 +120,23 @@ def test_personalization_beats_reference_on_real_emodb(data_dir):
     assert si.n_targets == 10
     assert si.ua > 0.5                                  # the reference is far above chance (1/7)
     assert pers.ua > si.ua + 0.01, (si.ua, pers.ua)     # personalization helps on the same clips
+
+
+def test_select_by_corpus_cv_uses_training_corpora_only(rng):
+    from scenarios.features import FeatureSet
+    from scenarios.fewshot import select_by_corpus_cv
+
+    def part(name):
+        t = _toy_features(rng, n_spk=4, corpus=name)
+        X = t.X.copy()
+        X[:, 0] = 0.0
+        return FeatureSet(X=X, y=t.y, speakers=t.speakers, text_ids=t.text_ids,
+                          languages=np.array(["xx"] * len(t.y)), corpora=t.corpora, clip_ids=t.speakers)
+
+    parts = [part("a"), part("b"), part("c")]
+    cfg, scores = select_by_corpus_cv(parts, method="linear-ft", grid={"ft_decay": (1e-3, 1.0)}, shots=2)
+    assert set(scores) == {(1e-3,), (1.0,)}
+    assert cfg.ft_decay == max(scores, key=scores.get)[0]
+    assert all(0 <= v <= 1 for v in scores.values())
+    with pytest.raises(ValueError, match="2 training corpora"):
+        select_by_corpus_cv(parts[:1], method="linear-ft", grid={"ft_decay": (1e-2,)})
