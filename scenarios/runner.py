@@ -214,7 +214,8 @@ def _write_outputs(result: BenchmarkResult, out: Path, plots: bool) -> None:
 
 def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenario], strategies: Sequence[str],
                   seeds: int | Sequence[int] = 3, *, out_dir: str | os.PathLike | None = None,
-                  strategy_opts: dict[str, dict] | None = None, head_opts: dict | None = None,
+                  strategy_opts: dict[str, dict] | Callable[[str, int], dict] | None = None,
+                  head_opts: dict | None = None,
                   progress: bool = True, plots: bool = True) -> BenchmarkResult:
     """Run every strategy with every seed; write results under ``out_dir``; skip finished runs.
 
@@ -225,7 +226,8 @@ def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenari
         seeds: a count ``n`` (seeds ``0..n-1``) or explicit seeds.
         out_dir: where runs, CSV/JSON and plots go; ``None`` keeps everything in memory.
         strategy_opts: per-strategy options, e.g. ``{"ewc": {"ewc_lambda": 100}, "*": {"epochs": 5}}``
-            (``"*"`` applies to every strategy, the specific entry wins).
+            (``"*"`` applies to every strategy, the specific entry wins), or a function
+            ``(strategy, seed) -> options`` (e.g. values tuned per seed on validation speakers).
         head_opts: ``make_head`` options shared by all strategies.
         progress: show a tqdm progress bar (experiences trained).
         plots: write the matplotlib figures (needs ``out_dir``).
@@ -237,7 +239,13 @@ def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenari
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError(f"need at least one seed, got {seeds!r}")
-    strategy_opts = strategy_opts or {}
+    if callable(strategy_opts):
+        opts_for = strategy_opts
+    else:
+        table = strategy_opts or {}
+
+        def opts_for(name: str, seed: int) -> dict:
+            return {**table.get("*", {}), **table.get(name, {})}
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -253,7 +261,7 @@ def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenari
     for seed in seed_list:
         sc = scenarios[seed]
         for name in names:
-            opts = {**strategy_opts.get("*", {}), **strategy_opts.get(name, {})}
+            opts = dict(opts_for(name, seed))
             path = out / "runs" / f"{name}__seed{seed}.json" if out is not None else None
             if path is not None and path.is_file():
                 record = json.loads(path.read_text())

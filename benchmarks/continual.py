@@ -1,0 +1,252 @@
+"""Continual benchmarks on the four shared corpora -> benchmarks/results/continual.md.
+
+Speaker-, language- and class-incremental scenarios (``scenarios.continual``) over RAVDESS, EmoDB,
+EMOVO and URDU embeddings (offline Whisper tiny.en, all layers; cached by ``corpus_features``),
+every registry strategy x 3 seeds (each seed re-draws the speaker split). Nothing is chosen on
+test speakers: per seed, the embedding normalization (per speaker vs per corpus) is picked with
+Joint training on a validation scenario built from the training speakers only
+(``scenarios.tuning.validation_scenario``), then each tunable strategy's main option
+(``scenarios.tuning.DEFAULT_GRIDS``) is picked on the same validation scenario; all other options
+are the registry defaults.
+
+    .venv/bin/python benchmarks/continual.py                  # full run (~30-60 min on 2 busy cores)
+    .venv/bin/python benchmarks/continual.py --quick          # 1 seed, 4 strategies, smoke test
+
+Outputs: ``benchmarks/results/continual.md`` (+ PNG plots in ``benchmarks/results/continual/``),
+raw runs under ``.cache/bench/continual/<scenario>/`` (a rerun resumes from them), then
+``benchmarks/render.py`` rebuilds BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+ALL_STRATEGIES = ["naive", "joint", "cumulative", "ewc", "online-ewc", "si", "lwf", "replay", "replay-balanced",
+                  "gem", "agem", "gdumb", "embedding-replay", "prototype-replay", "ncm", "slda"]
+SCENARIO_OPTS = {
+    "speaker-incremental": {"n_experiences": 4},
+    "language-incremental": {"order": ["ravdess", "emodb", "emovo", "urdu"]},
+    "class-incremental": {"n_experiences": 3},
+}
+CORPORA = ("ravdess", "emodb", "emovo", "urdu")
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("SER_ADAPT_CACHE", ROOT / ".cache"))
+
+
+def tune(features, scenario_name: str, seed: int, strategies: list[str], log: dict) -> tuple[str, dict]:
+    """(normalization, {strategy: {option: value}}) for one seed, chosen on validation speakers."""
+    from scenarios.continual import make_scenario
+    from scenarios.runner import run_one
+    from scenarios.tuning import DEFAULT_GRIDS, select_option, validation_scenario
+
+    key = f"{scenario_name}/seed{seed}"
+    if key in log:
+        return log[key]["normalize"], log[key]["options"]
+    norm_scores = {}
+    for norm in ("speaker", "corpus"):
+        sc = make_scenario(scenario_name, features, seed=seed, normalize=norm, **SCENARIO_OPTS[scenario_name])
+        val = validation_scenario(features, sc)
+        norm_scores[norm] = run_one(val, "joint", seed)["average_accuracy"]
+    norm = max(norm_scores, key=norm_scores.get)
+    sc = make_scenario(scenario_name, features, seed=seed, normalize=norm, **SCENARIO_OPTS[scenario_name])
+    val = validation_scenario(features, sc)
+    options, scores = {}, {}
+    for name in strategies:
+        if name in DEFAULT_GRIDS:
+            option, grid = DEFAULT_GRIDS[name]
+            best, s = select_option(val, name, option, grid, seed=seed)
+            options[name] = {option: best}
+            scores[name] = {str(k): round(v, 4) for k, v in s.items()}
+    log[key] = {"normalize": norm, "normalize_scores": norm_scores, "options": options, "scores": scores,
+                "validation_speakers": sorted(set().union(*map(set, val.test_speakers)))}
+    return norm, options
+
+
+def run_scenario(features, scenario_name: str, strategies: list[str], seeds: int, out: Path) -> dict:
+    from scenarios.continual import make_scenario
+    from scenarios.runner import run_benchmark
+
+    out.mkdir(parents=True, exist_ok=True)
+    tuning_path = out / "tuning.json"
+    log = json.loads(tuning_path.read_text()) if tuning_path.is_file() else {}
+    t0 = time.perf_counter()
+    chosen = {seed: tune(features, scenario_name, seed, strategies, log) for seed in range(seeds)}
+    tuning_path.write_text(json.dumps(log, indent=1))
+    tune_s = time.perf_counter() - t0
+
+    def factory(seed):
+        return make_scenario(scenario_name, features, seed=seed, normalize=chosen[seed][0],
+                             **SCENARIO_OPTS[scenario_name])
+
+    t1 = time.perf_counter()
+    result = run_benchmark(factory, strategies, seeds=seeds, out_dir=out,
+                           strategy_opts=lambda name, seed: chosen[seed][1].get(name, {}), progress=True)
+    run_s = time.perf_counter() - t1
+    sc0 = factory(0)
+    return {"result": result, "tuning": {k: v for k, v in log.items() if k.startswith(scenario_name)},
+            "tune_s": tune_s, "run_s": run_s, "scenario": sc0}
+
+
+def _pm(mean, std, digits=3):
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def section(name: str, info: dict, plots_dir: Path) -> list[str]:
+    res, sc = info["result"], info["scenario"]
+    rows = res.table()
+    lines = [f"### {name}", ""]
+    summ = sc.summary()
+    lines.append("Experiences (seed 0): " + "; ".join(
+        f"**{r['experience']}** {r['train_clips']} train clips / {r['train_speakers']} spk, "
+        f"{r['test_clips']} test clips / {r['test_speakers']} held-out spk" for r in summ) + ".")
+    lines.append(f"Classes: {', '.join(sc.classes)}.")
+    norms = {k.split('/')[-1]: v["normalize"] for k, v in info["tuning"].items()}
+    lines.append("Normalization chosen on validation speakers: " + ", ".join(f"{k}: {v}" for k, v in sorted(norms.items()))
+                 + ".")
+    opts = {}
+    for k, v in sorted(info["tuning"].items()):
+        for strat, o in v["options"].items():
+            opts.setdefault(strat, []).append(", ".join(f"{a}={b:g}" for a, b in o.items()))
+    if opts:
+        lines.append("Options chosen on validation speakers (seed 0, 1, 2): " + "; ".join(
+            f"{s}: {' / '.join(v)}" for s, v in opts.items()) + ".")
+    lines += ["", "| strategy | avg UA | forgetting | BWT | " + " | ".join(f"final UA {e}" for e in res.experiences)
+              + " | time / run (s) |",
+              "|---|---|---|---|" + "---|" * len(res.experiences) + "---|"]
+    for r in sorted(rows, key=lambda r: -r["average_accuracy"]):
+        fgt = "— (offline)" if r["joint"] else _pm(r["forgetting"], r["forgetting_std"])
+        bwt = "—" if r["joint"] else f"{r['backward_transfer']:+.3f}"
+        lines.append(f"| {r['strategy']} | {_pm(r['average_accuracy'], r['average_accuracy_std'])} | {fgt} | {bwt} | "
+                     + " | ".join(f"{v:.3f}" for v in r["final_ua"]) + f" | {r['wall_time_s']:.1f} |")
+    slug = name.split()[0]
+    for png in ("accuracy_matrices.png", "accuracy_curves.png"):
+        src = res.out_dir / png
+        if src.is_file():
+            shutil.copyfile(src, plots_dir / f"{slug}_{png}")
+    lines += ["", f"Plots: [accuracy matrices](results/continual/{slug}_accuracy_matrices.png), "
+              f"[accuracy vs. experience](results/continual/{slug}_accuracy_curves.png). "
+              f"Tuning took {info['tune_s']:.0f} s and the runs {info['run_s']:.0f} s (wall clock, this machine).", ""]
+    return lines
+
+
+def targets(infos: dict) -> list[str]:
+    lines = ["### Targets", "", "| target | scenario | measured | met? |", "|---|---|---|---|"]
+    for name in ("speaker-incremental", "language-incremental"):
+        if name not in infos:
+            continue
+        rows = {r["strategy"]: r for r in infos[name]["result"].table()}
+        if "joint" in rows:
+            cands = [r for r in rows.values() if not r["joint"]]
+            best = max(cands, key=lambda r: r["average_accuracy"])
+            gap = rows["joint"]["average_accuracy"] - best["average_accuracy"]
+            ok = gap <= 0.02 and best["forgetting"] <= 0.02
+            lines.append(f"| best strategy within 2 UA points of Joint, forgetting <= 2 points | {name} | "
+                         f"best = {best['strategy']}: avg UA {best['average_accuracy']:.3f} vs Joint "
+                         f"{rows['joint']['average_accuracy']:.3f} (gap {100 * gap:+.1f} points), forgetting "
+                         f"{100 * best['forgetting']:.1f} points | {'yes' if ok else 'no'} |")
+            fine = [r for r in cands if rows["joint"]["average_accuracy"] - r["average_accuracy"] <= 0.02
+                    and r["forgetting"] <= 0.02]
+            if fine and not ok:
+                lines.append(f"| (same target, any strategy) | {name} | {', '.join(r['strategy'] for r in fine)} | yes |")
+        if "naive" in rows:
+            for s in ("ewc", "replay"):
+                if s in rows:
+                    ratio = rows[s]["forgetting"] / rows["naive"]["forgetting"] if rows["naive"]["forgetting"] > 0 else float("nan")
+                    lines.append(f"| {s} cuts Naive's forgetting by >= half | {name} | {s} "
+                                 f"{100 * rows[s]['forgetting']:.1f} vs Naive {100 * rows['naive']['forgetting']:.1f} "
+                                 f"points (ratio {ratio:.2f}) | {'yes' if ratio <= 0.5 else 'no'} |")
+    return lines
+
+
+def time_cli(out: Path) -> tuple[float, str]:
+    """Wall time of the documented CLI command (cached embeddings), fresh output folder."""
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = [sys.executable, "-m", "adapt.cli", "bench", "--scenario", "language-incremental", "--strategies",
+           "naive,ewc,replay,joint", "--seeds", "3", "--out", str(out), "--no-progress"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0, " ".join(["ser-adapt"] + cmd[3:-3] + ["--out", "DIR"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--scenarios", default="speaker-incremental,language-incremental,class-incremental")
+    ap.add_argument("--strategies", default=",".join(ALL_STRATEGIES))
+    ap.add_argument("--quick", action="store_true", help="1 seed, naive/ewc/replay/joint, no CLI timing")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from adapt.commands.bench import load_features
+
+    seeds = 1 if args.quick else args.seeds
+    strategies = ["naive", "ewc", "replay", "joint"] if args.quick else args.strategies.split(",")
+    load0 = os.getloadavg()
+    t_start = time.perf_counter()
+    t0 = time.perf_counter()
+    features = load_features(list(CORPORA), None, progress=True)
+    load_s = time.perf_counter() - t0
+    plots_dir = HERE / "results" / "continual"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    infos = {}
+    for name in args.scenarios.split(","):
+        print(f"== {name}", flush=True)
+        infos[name] = run_scenario(features, name, strategies, seeds, _cache_root() / "bench" / "continual" / name)
+    cli_s, cli_cmd = (None, None) if args.quick else time_cli(_cache_root() / "bench" / "continual_cli")
+    total_s = time.perf_counter() - t_start
+    load1 = os.getloadavg()
+    cmd = "    .venv/bin/python benchmarks/continual.py" + (" --quick" if args.quick else "")
+    lines = ["## Continual learning (speaker-, language-, class-incremental)", "",
+             f"Produced by `{cmd.strip()}` on {dt.date.today().isoformat()} ({platform.machine()}, "
+             f"{os.cpu_count()} CPU cores shared with other jobs: load average {load0[0]:.1f} at start, "
+             f"{load1[0]:.1f} at end; torch threads = {args.threads}). Features: {features.X.shape[1]}-dim "
+             f"offline Whisper tiny.en embeddings (all layers, mean-pooled) of {', '.join(CORPORA)} "
+             f"({len(features.X)} clips), cached; loading them took {load_s:.1f} s.", "",
+             "Protocol: every experience has held-out test speakers that no experience trains on; the matrix "
+             "entry R[i, j] is the UA on experience j's test speakers after training on experience i. "
+             "avg UA = mean of the last row, forgetting = mean drop from the best earlier score "
+             "(Chaudhry et al.), BWT = mean of R[T-1, j] - R[j, j]. Mean ± std over "
+             f"{seeds} seed(s); each seed re-draws the speaker split and the model init. Joint trains once "
+             "on everything (upper bound), so its forgetting is not defined. Heads: MLP 1920-256-C, "
+             "Adam lr 1e-3, 10 epochs per experience, batch 64 (registry defaults, fixed before any run); "
+             "buffers: replay/embedding-replay/GDumb 200 items, GEM/AGEM 50 per experience.", ""]
+    for name, info in infos.items():
+        lines += section(name, info, plots_dir)
+    lines += targets(infos)
+    if "language-incremental" in infos:
+        info = infos["language-incremental"]
+        runs = info["result"].runs
+        lines += ["", "### Timing (4-corpus language-incremental, cached embeddings)", "",
+                  f"- All {len(set(r['strategy'] for r in runs))} strategies x {seeds} seed(s): "
+                  f"{info['run_s']:.0f} s of runs + {info['tune_s']:.0f} s of validation tuning = "
+                  f"{(info['run_s'] + info['tune_s']) / 60:.1f} min (target < 10 min: "
+                  f"{'met' if info['run_s'] + info['tune_s'] < 600 else 'missed'}).",
+                  f"- Sum of per-run training+evaluation times: {sum(r['wall_time_s'] for r in runs):.0f} s."]
+        if cli_s is not None:
+            lines.append(f"- `{cli_cmd}` end to end (process start, feature loading, 4 strategies x 3 seeds, "
+                         f"plots): {cli_s:.0f} s.")
+    lines += ["", f"Whole script: {total_s / 60:.1f} min.", ""]
+    (HERE / "results" / "continual.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    subprocess.run([sys.executable, str(HERE / "render.py")], check=True)
+
+
+if __name__ == "__main__":
+    main()
