@@ -25,18 +25,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .classical import GMMHead, KNNHead, SVMHead
+from .linear import LinearHead, MLPHead
 from .prototype import PrototypeHead
 
-# public name -> module (torch / scikit-learn / learn2learn heads load on first use)
+# the meta-learned heads need learn2learn (an optional extra), so they load on first use
 _LAZY = {
-    "LinearHead": ".linear",
-    "MLPHead": ".linear",
-    "SVMHead": ".classical",
-    "KNNHead": ".classical",
-    "GMMHead": ".classical",
     "ProtoNetHead": ".meta",
     "MAMLHead": ".meta",
 }
+_EAGER = {"PrototypeHead": PrototypeHead, "LinearHead": LinearHead, "MLPHead": MLPHead, "SVMHead": SVMHead,
+          "KNNHead": KNNHead, "GMMHead": GMMHead}
 
 #: registry name -> class name
 HEADS: dict[str, str] = {
@@ -62,7 +61,7 @@ def make_head(name: str, **opts: Any):
     """A head by registry name (``"prototype"``, ``"linear"``, ...) with keyword options."""
     if name not in HEADS:
         raise KeyError(f"unknown head {name!r}; known heads: {sorted(HEADS)}")
-    cls = PrototypeHead if name == "prototype" else __getattr__(HEADS[name])
+    cls = _EAGER.get(HEADS[name]) or __getattr__(HEADS[name])
     return cls(**opts)
 
 
@@ -73,8 +72,10 @@ def head_from_state(state: dict):
     kind = state["type"]
     if kind not in HEADS.values():
         raise KeyError(f"unknown head type {kind!r}; known: {sorted(HEADS.values())}")
-    cls = PrototypeHead if kind == "PrototypeHead" else __getattr__(kind)
+    cls = _EAGER.get(kind) or __getattr__(kind)
     return cls.from_state(state)
 
 
-__all__ = ["PrototypeHead", "HEADS", "make_head", "head_from_state", *_LAZY]
+# ProtoNetHead and MAMLHead are importable from here too (lazily; see adapt.heads.meta)
+__all__ = ["PrototypeHead", "LinearHead", "MLPHead", "SVMHead", "KNNHead", "GMMHead", "HEADS", "make_head",
+           "head_from_state"]
