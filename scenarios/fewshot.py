@@ -236,7 +236,7 @@ def new_corpus(train, target, *, methods: Sequence[str] = ("linear-ft+norm", "pr
                     r = np.random.default_rng(1000 * seed + half)
                     enroll = np.concatenate([r.permutation(enroll_pool[y_t[enroll_pool] == e])[:k]
                                              for e in np.unique(y_t[enroll_pool])])
-                    p = rec.personalize(Xt[enroll], y_t[enroll], Xt[test_pool], pre_normalized=True)
+                    p = rec.personalize(Xt[enroll], y_t[enroll], Xt[test_pool], pre_normalized=True, restrict=True)
                     slot = pred[(m, "new-corpus", k)]
                     slot[0].append(y_t[test_pool])
                     slot[1].append(np.asarray(p).astype(str))

@@ -88,11 +88,12 @@ class Method:
         return self
 
     def personalize(self, Xe: np.ndarray, ye: np.ndarray, Xt: np.ndarray, *,
-                    pre_normalized: bool = False) -> np.ndarray:
+                    pre_normalized: bool = False, restrict: bool = False) -> np.ndarray:
         """Adapt to a target's enrollment ``Xe, ye`` and predict its test clips ``Xt`` -> ``[M]`` labels.
 
-        Predictions are restricted to the enrolled emotions (the user said which ones exist).
-        ``pre_normalized=True``: the caller already standardized ``Xe`` and ``Xt``.
+        ``restrict=True`` limits predictions to the enrolled emotions (a new corpus defines its
+        label set by what was enrolled); ``pre_normalized=True``: the caller already standardized
+        ``Xe`` and ``Xt``.
         """
         if self.normalize and not pre_normalized:
             norm = SpeakerNormalizer(**self.config.normalizer).fit(Xe, ye if self._labelled_norm else None)
@@ -101,7 +102,7 @@ class Method:
         head = self._adapt(Xe, ye, Xt)
         scores = head.decision_function(Xt)
         allowed = np.isin(head.classes_.astype(str), np.unique(ye.astype(str)))
-        if allowed.any():
+        if restrict and allowed.any():
             scores = np.where(allowed[None, :], scores, -np.inf)
         return head.classes_[np.argmax(scores, axis=1)]
 
