@@ -52,9 +52,6 @@ from .slda import MinibatchStreamingLDA
 __all__ = ["make_strategy", "make_head", "STRATEGIES", "StrategySpec", "describe", "predict_scores",
            "head_dims"]
 
-# Avalanche warns on every silent evaluator and on storage-policy internals; noise for our runs.
-warnings.filterwarnings("ignore", message="No loggers specified")
-warnings.filterwarnings("ignore", module=r"avalanche\.training\.storage_policy")
 
 
 def make_head(*, input_size: int, num_classes: int, hidden: int = 256, layers: int = 1,
@@ -249,9 +246,13 @@ def make_strategy(name: str, model: torch.nn.Module, *, lr: float = 1e-3, epochs
     if unknown:
         raise TypeError(f"strategy {name!r} does not take option(s) {unknown}; "
                         f"its options: {sorted(allowed) or 'none'}")
+    if evaluator is None:
+        with warnings.catch_warnings():  # "No loggers specified": silence is what we ask for
+            warnings.simplefilter("ignore")
+            evaluator = EvaluationPlugin(loggers=[])
     common = {"lr": lr, "epochs": int(epochs), "batch_size": int(batch_size), "weight_decay": weight_decay,
               "eval_batch_size": int(eval_batch_size), "device": device, "plugins": plugins or [],
-              "evaluator": evaluator or EvaluationPlugin(loggers=[])}
+              "evaluator": evaluator}
     return spec.build(model, common, **opts)
 
 
