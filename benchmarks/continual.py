@@ -54,26 +54,26 @@ def tune(features, scenario_name: str, seed: int, strategies: list[str], log: di
     from scenarios.tuning import DEFAULT_GRIDS, select_option, validation_scenario
 
     key = f"{scenario_name}/seed{seed}"
-    if key in log:
-        return log[key]["normalize"], log[key]["options"]
-    norm_scores = {}
-    for norm in ("speaker", "corpus"):
-        sc = make_scenario(scenario_name, features, seed=seed, normalize=norm, **SCENARIO_OPTS[scenario_name])
-        val = validation_scenario(features, sc)
-        norm_scores[norm] = run_one(val, "joint", seed)["average_accuracy"]
-    norm = max(norm_scores, key=norm_scores.get)
-    sc = make_scenario(scenario_name, features, seed=seed, normalize=norm, **SCENARIO_OPTS[scenario_name])
+    entry = log.get(key)
+    if entry is None:
+        norm_scores = {}
+        for norm in ("speaker", "corpus"):
+            sc = make_scenario(scenario_name, features, seed=seed, normalize=norm, **SCENARIO_OPTS[scenario_name])
+            val = validation_scenario(features, sc)
+            norm_scores[norm] = run_one(val, "joint", seed)["average_accuracy"]
+        norm = max(norm_scores, key=norm_scores.get)
+        entry = log[key] = {"normalize": norm, "normalize_scores": norm_scores, "options": {}, "scores": {}}
+    sc = make_scenario(scenario_name, features, seed=seed, normalize=entry["normalize"],
+                       **SCENARIO_OPTS[scenario_name])
     val = validation_scenario(features, sc)
-    options, scores = {}, {}
-    for name in strategies:
-        if name in DEFAULT_GRIDS:
+    entry["validation_speakers"] = sorted(set().union(*map(set, val.test_speakers)))
+    for name in strategies:  # tune what an earlier (e.g. --quick) run did not
+        if name in DEFAULT_GRIDS and name not in entry["options"]:
             option, grid = DEFAULT_GRIDS[name]
             best, s = select_option(val, name, option, grid, seed=seed)
-            options[name] = {option: best}
-            scores[name] = {str(k): round(v, 4) for k, v in s.items()}
-    log[key] = {"normalize": norm, "normalize_scores": norm_scores, "options": options, "scores": scores,
-                "validation_speakers": sorted(set().union(*map(set, val.test_speakers)))}
-    return norm, options
+            entry["options"][name] = {option: best}
+            entry["scores"][name] = {str(k): round(v, 4) for k, v in s.items()}
+    return entry["normalize"], entry["options"]
 
 
 def run_scenario(features, scenario_name: str, strategies: list[str], seeds: int, out: Path) -> dict:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -368,7 +368,7 @@ def fewshot_incremental(features, *, shots: int = 5, base: str = "speaker-increm
     if base not in SCENARIOS or base == "fewshot-incremental":
         raise KeyError(f"unknown base scenario {base!r}; known: {', '.join(n for n in SCENARIOS if n != 'fewshot-incremental')}")
     sc = SCENARIOS[base](features, shots=shots, **opts)
-    return ContinualScenario(**{**sc.__dict__, "name": f"fewshot-{base}", "options": {**sc.options, "base": base}})
+    return replace(sc, name=f"fewshot-{base}", options={**sc.options, "base": base})
 
 
 SCENARIOS: dict[str, Callable[..., ContinualScenario]] = {
