@@ -38,7 +38,7 @@ from typing import Callable, Iterator, Optional
 from .errors import ProfileStoreError, UnknownUserError
 
 __all__ = [
-    "ProfileStore", "SQLiteStore", "PostgresStore", "open_store", "ApiKey", "SCHEMA_VERSION",
+    "ProfileStore", "SQLiteStore", "open_store", "ApiKey", "SCHEMA_VERSION",
     "check_tenant", "check_user", "hash_key",
 ]
 
