@@ -114,11 +114,14 @@ class SpeakerNormalizer:
         return norm
 
 
-def standardize_by_speaker(X, speakers, y=None, **normalizer_opts) -> np.ndarray:
+def standardize_by_speaker(X, speakers, y=None, *, min_emotions: int = 2, **normalizer_opts) -> np.ndarray:
     """Standardize every speaker's rows of ``X [N, D]`` with their own ``SpeakerNormalizer``.
 
-    ``speakers`` is ``[N]``; with ``y``, each speaker's statistics weigh emotions equally.
-    Returns float32 ``[N, D]``.
+    ``speakers`` is ``[N]``; with ``y``, each speaker's statistics weigh emotions equally, and a
+    speaker with fewer than ``min_emotions`` distinct emotions is standardized with the pooled
+    statistics of all speakers instead: the mean of a single emotion's clips is not an
+    emotion-neutral centre, and subtracting it would erase the very signal to learn (26 of the 29
+    URDU speaker ids hold one emotion each). Returns float32 ``[N, D]``.
     """
     X = check_X(X)
     spk = np.asarray(speakers)
@@ -128,8 +131,14 @@ def standardize_by_speaker(X, speakers, y=None, **normalizer_opts) -> np.ndarray
     if labels is not None and labels.shape != (len(X),):
         raise ValueError(f"y must have shape ({len(X)},), got {labels.shape}")
     out = np.empty_like(X)
+    pooled = None
     for s in np.unique(spk):
         rows = np.flatnonzero(spk == s)
+        if labels is not None and len(np.unique(labels[rows].astype(str))) < min_emotions:
+            if pooled is None:
+                pooled = SpeakerNormalizer(**normalizer_opts).fit(X, labels)
+            out[rows] = pooled.transform(X[rows])
+            continue
         norm = SpeakerNormalizer(**normalizer_opts).fit(X[rows], None if labels is None else labels[rows])
         out[rows] = norm.transform(X[rows])
     return out

@@ -3,7 +3,7 @@
 Writes ``benchmarks/results/fewshot.md`` and rebuilds BENCHMARKS.md. Features come from
 ``scenarios.features.corpus_features`` (default offline backbone, cached under ``.cache/``).
 
-    .venv/bin/python benchmarks/fewshot.py            # everything (about 10 min on 2 busy cores)
+    .venv/bin/python benchmarks/fewshot.py            # everything (about 12 min on 2 busy cores)
     .venv/bin/python benchmarks/fewshot.py --quick    # 1 and 5 shots, 5-fold instead of LOSO
 
 No hyper-parameter is tuned here: every recipe runs with the fixed defaults of
@@ -44,6 +44,18 @@ def gain(v: float) -> str:
     return f"{100 * v:+.1f}"
 
 
+def confound_note(fs) -> str:
+    """A warning when most speaker ids hold a single emotion (speaker and emotion confounded)."""
+    spk = np.asarray(fs.speakers)
+    single = sum(len(set(np.asarray(fs.y)[spk == s])) == 1 for s in np.unique(spk))
+    if single * 2 <= len(np.unique(spk)):
+        return ""
+    return (f"**Caution:** {single} of {len(np.unique(spk))} speaker ids of this corpus hold a single emotion, so "
+            "speaker and emotion are confounded: per-speaker normalization removes the emotion, and a "
+            "personalized head can recognise the speaker instead of the emotion. Do not read these rows "
+            "as personalization results.\n")
+
+
 def personalization_tables(feats, shots, folds, log) -> tuple[list[str], dict]:
     out, summary = [], {}
     for name, fs in feats.items():
@@ -59,6 +71,8 @@ def personalization_tables(feats, shots, folds, log) -> tuple[list[str], dict]:
         out.append(f"### {LABEL[name]} ({len(set(fs.speakers))} speakers, {fold_txt})\n")
         if not has_text:
             out.append("No fixed sentences in this corpus: enrollment and test are split by clip only.\n")
+        if confound_note(fs):
+            out.append(confound_note(fs))
         head = "| method | " + " | ".join(f"{m} K={k}" for m in modes for k in shots) + " |"
         out += [head, "|---|" + "---|" * (len(modes) * len(shots))]
         for m in PERSONAL_METHODS:
@@ -127,17 +141,19 @@ def corpus_table(feats, shots, log) -> tuple[list[str], dict]:
 def emotion_table(feats, shots, log) -> tuple[list[str], dict]:
     out = ["| corpus | head | K | UA all classes | recall new class | old UA before | old UA after | change (points) |",
            "|---|---|---|---|---|---|---|---|"]
-    res = {}
+    res, notes = {}, []
     for name, fs in feats.items():
         t = time.time()
         rows = new_emotion(fs, heads=("prototype", "linear"), shots=shots, folds=5, n_boot=1000)
         log(f"new emotion {name}: {time.time() - t:.0f} s")
         res[name] = {(r.method, r.shots): r for r in rows}
+        if confound_note(fs):
+            notes.append(f"{LABEL[name]}: {confound_note(fs)}")
         for r in rows:
             e = r.extra
             out.append(f"| {LABEL[name]} | {r.method} | {r.shots} | {fmt(r.ua)} | {fmt(e['new_recall'])} | "
                        f"{fmt(e['old_before'])} | {fmt(e['old_after'])} | {gain(e['old_delta'])} |")
-    return out, res
+    return out + [""] + notes, res
 
 
 def enrollment_timing(fs) -> tuple[list[str], float]:

@@ -171,3 +171,14 @@ def test_normalizer_state_and_errors(rng):
         SpeakerNormalizer(std_shrinkage=-1)
     one = SpeakerNormalizer().fit(X[:1])                # a single clip: centre only, finite output
     assert np.isfinite(one.transform(X)).all()
+
+
+def test_single_emotion_speakers_get_pooled_statistics(rng):
+    """A speaker who only ever sounds angry must not be centred on 'angry' (that erases the label)."""
+    X, y, _ = clusters(rng, n_per=10, n_classes=2, dim=6)
+    spk = np.array(["mixed"] * 5 + ["only_e0"] * 5 + ["mixed"] * 5 + ["only_e1"] * 5)
+    Z = standardize_by_speaker(X, spk, y)
+    gap = np.linalg.norm(Z[spk == "only_e0"].mean(0) - Z[spk == "only_e1"].mean(0))
+    assert gap > 1.0                                   # the two emotions stay apart
+    Z_unl = standardize_by_speaker(X, spk)             # without labels every speaker uses its own stats
+    assert np.linalg.norm(Z_unl[spk == "only_e0"].mean(0) - Z_unl[spk == "only_e1"].mean(0)) < 1e-4
