@@ -131,22 +131,29 @@ def corpus_layer_features(corpus_or_name: Corpus | str | os.PathLike, backbone=N
                           pooling: str = "mean", progress: bool = False, **embed_opts) -> np.ndarray:
     """Per-layer pooled embeddings of every clip of a corpus, in record order: ``(N, L, D')``.
 
-    A ``Corpus`` that is a subset of a full corpus folder is served from that folder's table.
+    A ``Corpus`` that is a subset of a full corpus folder is served from that folder's table when it
+    exists; otherwise only the subset's clips are embedded (through the per-clip cache).
     """
     from adapt.embed import embed_layers, resolve_backbone
 
     corpus = _as_corpus(corpus_or_name)
     bb = resolve_backbone(backbone)
     full = load_corpus(corpus.root) if (corpus.root / "metadata.csv").is_file() else corpus
+    same = [r.clip_id for r in full.records] == [r.clip_id for r in corpus.records]
     key = _table_key(full, bb.spec.fingerprint, pooling)
     path = cache_dir("features") / f"{full.name}-{bb.spec.name.replace('/', '_').replace(':', '_')}-{key}.npz"
     table = _load_table(path)
-    if table is None or table.shape[0] != len(full):
+    if table is not None and table.shape[0] != len(full):
+        table = None
+    if table is None and not same:
+        # a subset and no consolidated table yet: embed just these clips (per-clip cache)
+        return embed_layers(bb, corpus.paths(), pooling=pooling, progress=progress, **embed_opts)
+    if table is None:
         table = embed_layers(bb, full.paths(), pooling=pooling, progress=progress, **embed_opts)
         buf = io.BytesIO()
         np.savez(buf, per_layer=table)
         atomic_write_bytes(path, buf.getvalue())
-    if full is corpus or [r.clip_id for r in full.records] == [r.clip_id for r in corpus.records]:
+    if same:
         return table
     row = {r.clip_id: i for i, r in enumerate(full.records)}
     missing = [r.clip_id for r in corpus.records if r.clip_id not in row]
