@@ -52,3 +52,27 @@ def test_enroll_a_real_speaker_and_roundtrip(default_p, ravdess):
         assert a.label == b.label and np.isclose(a.confidence, b.confidence, atol=1e-5)
     p.forget("actor5")
     assert p.predict("actor5", test[0].path).personalized is False
+
+
+def test_cli_enroll_and_predict_with_the_default_model(tmp_path, ravdess, default_p):
+    from typer.testing import CliRunner
+
+    from adapt.cli import app
+
+    recs = list(ravdess.filter(speakers=["ravdess_06"], emotions=["angry", "sad"]))
+    s01 = [r for r in recs if r.text_id == "s01"][:4]
+    db = str(tmp_path / "cli.db")
+    runner = CliRunner()
+    args = ["enroll", "--user", "zoe", "--store", db]
+    for r in s01:
+        args += ["--label", r.emotion]
+    r = runner.invoke(app, args + [str(r.path) for r in s01])
+    assert r.exit_code == 0, r.output
+    assert sum(json.loads(r.output)["counts"].values()) == 4
+    test = [r for r in recs if r.text_id == "s02"][:2]
+    r = runner.invoke(app, ["predict", "--user", "zoe", "--store", db] + [str(x.path) for x in test])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(l) for l in r.output.strip().splitlines()]
+    assert [l["file"] for l in lines] == [str(x.path) for x in test] and all(l["personalized"] for l in lines)
+    r = runner.invoke(app, ["enroll", "--user", "zoe", "--store", db, "--label", "smug", str(test[0].path)])
+    assert r.exit_code == 2 and "UnknownLabelError" in r.output

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
               port: int = typer.Option(8000, min=1, max=65535),
               store: str = store_option(),
               backbone: str = typer.Option(None, "--backbone", help="backbone name (default: the offline default)"),
-              head: str = typer.Option(None, "--head", help="global head JSON (default: the shipped one)"),
+              head: str = typer.Option(None, "--head", help="global head file, .npz or .json (default: the shipped one)"),
               max_upload_mb: float = typer.Option(20.0, help="largest request body, MiB"),
               max_file_mb: float = typer.Option(10.0, help="largest audio file, MiB"),
               max_clip_s: float = typer.Option(30.0, help="longest clip, seconds"),

@@ -32,7 +32,7 @@ def _fail(exc: Exception) -> None:
 def register(app: typer.Typer) -> None:
     tenant_opt = typer.Option("default", "--tenant", help="tenant namespace in the store")
     backbone_opt = typer.Option(None, "--backbone", help="backbone name (default: the offline default)")
-    head_opt = typer.Option(None, "--head", help="global head JSON (default: the shipped one)")
+    head_opt = typer.Option(None, "--head", help="global head file, .npz or .json (default: the shipped one)")
 
     @app.command("enroll")
     def enroll(user: str = typer.Option(..., "--user", help="user id"),
