@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import types
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -221,3 +223,14 @@ def embed(
     """
     per_layer = embed_layers(backbone, clips, pooling=pooling, **kwargs)  # type: ignore[arg-type]
     return np.ascontiguousarray(combine_layers(per_layer, layers, weights), dtype=np.float32)
+
+
+class _CallableModule(types.ModuleType):
+    """``adapt.embed`` is both this module and the function: importing the submodule binds the
+    name ``embed`` on the ``adapt`` package to the module, so the module forwards calls to ``embed``."""
+
+    def __call__(self, *args: object, **kwargs: object) -> np.ndarray:
+        return embed(*args, **kwargs)  # type: ignore[arg-type]
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -158,3 +158,12 @@ def test_sample_hash_depends_on_content_and_rate():
     y = x.copy()
     y[3] = 1e-7
     assert hash_samples(x, 16000) != hash_samples(y, 16000)
+
+
+def test_package_level_names(clips):
+    import adapt
+
+    X = adapt.embed("logmel", clips[:2], cache=False, layers=0)
+    assert X.shape == (2, 80)
+    assert adapt.get_backbone("logmel") is adapt.get_backbone("logmel")  # loaded once per process
+    assert callable(adapt.embed.embed_layers)
