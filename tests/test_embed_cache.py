@@ -83,6 +83,7 @@ embed_layers("logmel", sys.argv[2:], cache=EmbeddingCache(root=sys.argv[1]), num
 """
 
 
+@pytest.mark.slow  # two fresh interpreters importing torch; the put()-level race test above is fast
 def test_two_processes_embedding_the_same_clips(tmp_path, clips):
     # fresh interpreters (not fork: forking a process whose OpenMP pool is live can deadlock)
     import subprocess
