@@ -15,8 +15,7 @@ def register(app: typer.Typer) -> None:
               head: str = typer.Option(None, "--head", help="global head file, .npz or .json (default: the shipped one)"),
               max_upload_mb: float = typer.Option(20.0, help="largest request body, MiB"),
               max_file_mb: float = typer.Option(10.0, help="largest audio file, MiB"),
-              max_clip_s: float = typer.Option(30.0, help="longest clip, seconds"),
-              workers_threads: int = typer.Option(None, "--torch-threads", help="torch intra-op threads")) -> None:
+              max_clip_s: float = typer.Option(30.0, help="longest clip, seconds")) -> None:
         """Serve enroll / predict / feedback / emotions / users over HTTP. Create keys with `ser-adapt keys create`."""
         try:
             import uvicorn
@@ -26,10 +25,6 @@ def register(app: typer.Typer) -> None:
         from ..personalizer import Personalizer, default_store_path
         from ..service import ServiceLimits, create_app
 
-        if workers_threads:
-            import torch
-
-            torch.set_num_threads(workers_threads)
         bb = None
         if backbone:
             from ..backbones import get_backbone
