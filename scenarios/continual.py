@@ -22,7 +22,7 @@ URDU, where per-speaker statistics would remove the emotion; ``"none"``), ``shot
 
 Example:
     >>> from scenarios.features import corpus_features, FeatureSet       # doctest: +SKIP
-    >>> fs = FeatureSet.concat([corpus_features(c) for c in ("ravdess", "emodb", "emovo", "urdu")])
+    >>> fs = FeatureSet.concat([corpus_features(c) for c in ("ravdess", "emodb", "emovo", "urdu")])  # doctest: +SKIP
     >>> sc = language_incremental(fs, order=("ravdess", "emodb", "emovo", "urdu"))  # doctest: +SKIP
     >>> sc.experience_names, sc.classes                                  # doctest: +SKIP
     (('ravdess', 'emodb', 'emovo', 'urdu'), ('angry', 'happy', 'neutral', 'sad'))

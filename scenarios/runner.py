@@ -15,7 +15,7 @@ plots ``accuracy_matrices.png`` and ``accuracy_curves.png``.
 
 Example:
     >>> from scenarios.runner import run_benchmark                        # doctest: +SKIP
-    >>> result = run_benchmark(lambda seed: language_incremental(fs, seed=seed),
+    >>> result = run_benchmark(lambda seed: language_incremental(fs, seed=seed),  # doctest: +SKIP
     ...                        ["naive", "ewc", "replay", "joint"], seeds=3, out_dir="out/lang")
     >>> result.table()[0]["strategy"]                                     # doctest: +SKIP
     'naive'

@@ -14,9 +14,17 @@ Example:
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from avalanche.models import NCMClassifier
 from avalanche.training.plugins.evaluation import EvaluationPlugin
+
+
+def _silent_evaluator() -> EvaluationPlugin:
+    with warnings.catch_warnings():  # "No loggers specified": silence is what we ask for
+        warnings.simplefilter("ignore")
+        return EvaluationPlugin(loggers=[])
 from avalanche.training.templates import SupervisedTemplate
 
 __all__ = ["NearestClassMean", "NCMHead"]
@@ -77,7 +85,7 @@ class NearestClassMean(SupervisedTemplate):
         super().__init__(
             model=model, optimizer=None, criterion=torch.nn.CrossEntropyLoss(),  # type: ignore[arg-type]
             train_mb_size=train_mb_size, train_epochs=1, eval_mb_size=eval_mb_size, device=device,
-            plugins=plugins or [], evaluator=evaluator or EvaluationPlugin(loggers=[]), **kwargs)
+            plugins=plugins or [], evaluator=evaluator or _silent_evaluator(), **kwargs)
 
     def make_optimizer(self, **kwargs) -> None:
         """No optimizer: the class means are closed-form."""
