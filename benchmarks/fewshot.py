@@ -3,7 +3,7 @@
 Writes ``benchmarks/results/fewshot.md`` and rebuilds BENCHMARKS.md. Features come from
 ``scenarios.features.corpus_features`` (default offline backbone, cached under ``.cache/``).
 
-    .venv/bin/python benchmarks/fewshot.py            # everything (about 12 min on 2 busy cores)
+    .venv/bin/python benchmarks/fewshot.py            # everything (5-11 min on 2 shared cores)
     .venv/bin/python benchmarks/fewshot.py --quick    # 1 and 5 shots, 5-fold instead of LOSO
 
 No hyper-parameter is tuned here: every recipe runs with the fixed defaults of
