@@ -71,7 +71,7 @@ def layer_choice(corpora=("ravdess", "emodb")) -> tuple[list[str], list[str]]:
                         + f" | {best} | {outer:.3f} |")
             print(rows[-1], flush=True)
     header = ("| corpus | outer fold | " + " | ".join(candidates(5)) + " | picked | outer-test UA of pick |\n"
-              "|---" * (len(candidates(5)) + 4) + "|")
+              + "|---" * (len(candidates(5)) + 4) + "|")
     return [header, *rows], picks
 
 
@@ -85,7 +85,7 @@ def main() -> None:
     threadpool_limits(1)  # BLAS threads oversubscribe the 2 shared cores badly (40x slower here)
     t0 = time.time()
     lines = ["## Backbones: speaker-independent linear-probe UA", ""]
-    lines += [f"Command: `.venv/bin/python benchmarks/backbones.py {' '.join(sys.argv[1:])}`".replace(" `", " `", 1),
+    lines += [f"Command: `{' '.join(['.venv/bin/python benchmarks/backbones.py', *sys.argv[1:]])}`",
               f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
               f"{os.cpu_count()} CPU cores shared with other jobs, CPU only; torch {torch.__version__}.", "",
               "Protocol: 5-fold CV split by speaker (speaker_kfold, seed 0), StandardScaler + logistic regression "
@@ -130,7 +130,8 @@ def main() -> None:
         lines += ["### Choosing the default layer combination (nested speaker CV, training folds only)", "",
                   "Inner 4-fold speaker CV inside each outer training fold of RAVDESS and EmoDB; columns are inner "
                   "mean UA per candidate; the pick is then scored once on the outer test speakers.", "", *table, "",
-                  f"Picks over the 10 outer folds: {counts}.", ""]
+                  f"Picks over the 10 outer folds: {counts}. Decision: adapt.embed.DEFAULT_LAYERS = "
+                  f"{max(counts, key=counts.get)!r} (most often best on training speakers).", ""]
     lines.append(f"Wall time: {time.time() - t0:.0f} s.")
     out = ROOT / "benchmarks" / "results" / "backbones.md"
     out.write_text("\n".join(lines) + "\n")
