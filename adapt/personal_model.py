@@ -15,7 +15,13 @@ Scoring for an enrolled user ``u`` (x: one embedding ``[D]``):
 
 where ``g_c`` is the global prototype (absent for a user's own new emotion: then ``w = 0``) and
 ``w`` the prior weight in pseudo-clips, so a user's prototype moves from the global one to their
-own mean as their clip count grows.
+own mean as their clip count grows. For an enrolled user the logits of ``linear_user`` (a logistic
+layer trained on speaker-normalized embeddings) are added to these prototype logits.
+
+Same idea as ``adapt.heads.PrototypeHead(prior=...)`` and ``adapt.normalization.SpeakerNormalizer``,
+but the per-user state is kept as *raw-space sufficient statistics* (counts, sums, Welford
+moments): those make concurrent updates commute in the store and stay valid when the user's
+normalization statistics change; ``PrototypeHead`` sums live in an already-normalized space.
 
 Example:
     >>> import numpy as np
