@@ -64,23 +64,28 @@ def plot_accuracy_matrices(summary: Sequence[dict], experiences: Sequence[str], 
 def plot_accuracy_curves(runs: Sequence[dict], experiences: Sequence[str], path, *, title: str = "") -> Path:
     """Mean UA over the experiences seen so far, after each experience; mean ± std over seeds."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.6, 4.4), layout="constrained")
     x = np.arange(1, len(experiences) + 1)
-    for name in dict.fromkeys(r["strategy"] for r in runs):
+    names = list(dict.fromkeys(r["strategy"] for r in runs))
+    # more strategies than the default 10-colour cycle: distinct colours and markers for each
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: len(names)] if len(names) > 10 else [None] * len(names)
+    markers = "osD^v<>pPX*hH8d"
+    for k, name in enumerate(names):
         curves = []
         for r in (r for r in runs if r["strategy"] == name):
             m = np.asarray(r["matrix"], dtype=float)
             curves.append([m[i, : i + 1].mean() for i in range(len(m))])
         c = np.asarray(curves)
         mean, std = c.mean(0), c.std(0)
-        (line,) = ax.plot(x, mean, marker="o", label=name, linestyle="--" if name == "joint" else "-")
+        (line,) = ax.plot(x, mean, marker=markers[k % len(markers)], label=name, color=colors[k],
+                          linestyle="--" if name == "joint" else "-")
         ax.fill_between(x, mean - std, mean + std, alpha=0.15, color=line.get_color())
     ax.set_xticks(x, experiences, rotation=30, ha="right")
     ax.set_xlabel("after training on experience")
     ax.set_ylabel("mean UA over experiences seen so far")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=1 if len(names) <= 8 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"Accuracy vs. experience — {title}" if title else "Accuracy vs. experience")
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
