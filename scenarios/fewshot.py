@@ -283,16 +283,25 @@ def select_by_corpus_cv(parts: Sequence, *, method: str, grid: dict, shots: int 
     return replace(base, **dict(zip(names, best))), scores
 
 
+OFFSETS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)   # candidate logit penalties of a new class (``-cal`` heads)
+
+
 def new_emotion(features, *, heads: Sequence[str] = ("prototype", "linear"), shots: Iterable[int] = (1, 5, 10),
                 seeds: Iterable[int] = (0,), folds: int = 5, normalize: bool = True, replay: int = 5,
-                n_boot: int = 1000) -> list[FewShotRow]:
+                tolerance: float = 0.01, n_boot: int = 1000) -> list[FewShotRow]:
     """New emotion: for each emotion ``e`` and speaker fold, train without ``e``, then enroll ``e``
     with ``K`` clips of training speakers (``partial_fit``; ``linear`` also replays ``replay``
     clips per old class). Scored on the held-out speakers.
 
+    Heads: ``prototype``, ``linear``, and ``prototype-cal`` / ``linear-cal``, which also subtract
+    an offset from the new class's logit, chosen on *training* speakers only: a quarter of the
+    fold's training speakers is held out, the enrollment is simulated on the rest, and the
+    smallest offset in ``OFFSETS`` that keeps the held-out speakers' old-class UA within
+    ``tolerance`` of its value before enrollment wins.
+
     ``ua`` = UA over all classes after enrollment; ``extra``: ``new_recall`` (recall of ``e``),
     ``old_before`` / ``old_after`` (UA on the old classes' test clips before / after, predictions
-    over all classes) and ``old_delta``. ``ref_ua`` = ``old_before``.
+    over all classes), ``old_delta`` and ``offset`` (mean chosen offset). ``ref_ua`` = ``old_before``.
     """
     from adapt.heads import LinearHead, PrototypeHead
 
@@ -302,42 +311,74 @@ def new_emotion(features, *, heads: Sequence[str] = ("prototype", "linear"), sho
         X = standardize_by_speaker(X, spk)
     corpus = ",".join(sorted(set(np.asarray(features.corpora).tolist())))
     shots = list(shots)
+    known = ("prototype", "linear", "prototype-cal", "linear-cal")
     rows = []
     for head_name in heads:
-        if head_name not in ("prototype", "linear"):
-            raise KeyError(f"unknown head {head_name!r} for new_emotion; known: ['prototype', 'linear']")
+        if head_name not in known:
+            raise KeyError(f"unknown head {head_name!r} for new_emotion; known: {list(known)}")
+        kind, calibrate = head_name.split("-")[0], head_name.endswith("-cal")
+        make = PrototypeHead if kind == "prototype" else LinearHead
+
+        def enroll(base, pool, e, k, r):
+            idx = r.permutation(pool[y[pool] == e])[:k]
+            if kind == "linear":   # replay a few stored clips per old class
+                old = pool[y[pool] != e]
+                idx = np.concatenate([idx] + [r.permutation(old[y[old] == c])[:replay] for c in np.unique(y[old])])
+            return copy_head(base).partial_fit(X[idx], y[idx])
+
         acc = {k: defaultdict(list) for k in shots}
         for e in sorted(set(y.tolist())):
             for tr, te in speaker_kfold(spk, n_splits=folds, seed=0):
                 old_tr, old_te = tr[y[tr] != e], te[y[te] != e]
-                base = (PrototypeHead() if head_name == "prototype" else LinearHead()).fit(X[old_tr], y[old_tr])
+                base = make().fit(X[old_tr], y[old_tr])
                 p_before = base.predict(X[old_te]).astype(str)
+                if calibrate:
+                    tr_spk = np.unique(spk[tr])
+                    val_spk = np.random.default_rng(0).permutation(tr_spk)[:max(1, len(tr_spk) // 4)]
+                    in_tr, in_val = tr[~np.isin(spk[tr], val_spk)], tr[np.isin(spk[tr], val_spk)]
+                    val_old = in_val[y[in_val] != e]
+                    in_base = make().fit(X[in_tr][y[in_tr] != e], y[in_tr][y[in_tr] != e])
+                    val_before = unweighted_average_recall(y[val_old], in_base.predict(X[val_old]).astype(str))
                 for k in shots:
                     for seed in seeds:
-                        r = np.random.default_rng(seed)
-                        idx = r.permutation(tr[y[tr] == e])[:k]
-                        if head_name == "linear":   # replay a few stored clips per old class
-                            idx = np.concatenate([idx] + [r.permutation(old_tr[y[old_tr] == c])[:replay]
-                                                          for c in np.unique(y[old_tr])])
-                        head = copy_head(base).partial_fit(X[idx], y[idx])
-                        p = head.predict(X[te]).astype(str)
+                        head = enroll(base, tr, e, k, np.random.default_rng(seed))
+                        offset = 0.0
+                        if calibrate and len(val_old):
+                            in_head = enroll(in_base, in_tr, e, k, np.random.default_rng(seed))
+                            offset = OFFSETS[-1]
+                            for b in OFFSETS:
+                                after = _predict_offset(in_head, X[val_old], e, b)
+                                if unweighted_average_recall(y[val_old], after) >= val_before - tolerance:
+                                    offset = b
+                                    break
+                        p = _predict_offset(head, X[te], e, offset)
                         a = acc[k]
                         a["yt"].append(y[te]), a["yp"].append(p)
                         a["g"].append(np.array([f"{s}|{e}|{seed}" for s in spk[te]]))
                         a["new"].append(per_class_recall(y[te], p, labels=[e])[e])
                         a["old_t"].append(y[old_te]), a["before"].append(p_before)
-                        a["after"].append(head.predict(X[old_te]).astype(str))
+                        a["after"].append(_predict_offset(head, X[old_te], e, offset))
+                        a["offset"].append(offset)
         for k in shots:
-            a = {n: v for n, v in acc[k].items()}
-            cat = {n: np.concatenate(v) for n, v in a.items() if n != "new"}
+            a = acc[k]
+            cat = {n: np.concatenate(v) for n, v in a.items() if n not in ("new", "offset")}
             ua, lo, hi = bootstrap_ci(cat["yt"], cat["yp"], cat["g"], n_boot=n_boot, seed=0)
             ob = unweighted_average_recall(cat["old_t"], cat["before"])
             oa = unweighted_average_recall(cat["old_t"], cat["after"])
             rows.append(FewShotRow("new-emotion", corpus, head_name + ("+norm" if normalize else ""), "new-emotion",
                                    k, ua, lo, hi, ob, float(k), len(set(spk.tolist())),
                                    {"new_recall": float(np.nanmean(a["new"])), "old_before": ob, "old_after": oa,
-                                    "old_delta": oa - ob}))
+                                    "old_delta": oa - ob, "offset": float(np.mean(a["offset"]))}))
     return rows
+
+
+def _predict_offset(head, X, label: str, offset: float) -> np.ndarray:
+    """Predictions with ``offset`` subtracted from ``label``'s logit."""
+    scores = head.decision_function(X)
+    if offset:
+        scores = scores.copy()
+        scores[:, list(head.classes_).index(label)] -= offset
+    return head.classes_[np.argmax(scores, axis=1)].astype(str)
 
 
 def copy_head(head):

@@ -97,9 +97,13 @@ def test_protocols_on_toy_data(rng):
     assert {r.method for r in rows} == {"si", "prototype+norm", "linear-ft"}
     for r in rows:
         assert 0 <= r.lo <= r.ua <= r.hi <= 1 and r.n_targets == 5
-    em = new_emotion(fs, heads=("prototype", "linear"), shots=(2,), folds=5, n_boot=20)
-    assert {r.method for r in em} == {"prototype+norm", "linear+norm"}
+    em = new_emotion(fs, heads=("prototype", "linear-cal"), shots=(2,), folds=5, n_boot=20)
+    assert {r.method for r in em} == {"prototype+norm", "linear-cal+norm"}
     assert all(0 <= r.extra["new_recall"] <= 1 for r in em)
+    by = {r.method: r for r in em}
+    assert by["prototype+norm"].extra["offset"] == 0.0 and by["linear-cal+norm"].extra["offset"] >= 0.0
+    with pytest.raises(KeyError, match="linear-cal"):
+        new_emotion(fs, heads=("svm",))
     md = rows_to_markdown(rows, ["method", "shots", "ua", "new_recall"])
     assert md.count("\n") == len(rows) + 1
 
