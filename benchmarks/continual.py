@@ -136,13 +136,13 @@ def section(name: str, info: dict, plots_dir: Path) -> list[str]:
         lines.append("Options chosen on validation speakers (seed 0, 1, 2): " + "; ".join(
             f"{s}: {' / '.join(v)}" for s, v in opts.items()) + ".")
     lines += ["", "| strategy | avg UA | forgetting | BWT | " + " | ".join(f"final UA {e}" for e in res.experiences)
-              + " | time / run (s) |",
-              "|---|---|---|---|" + "---|" * len(res.experiences) + "---|"]
+              + " | time / run (s) | peak RSS (MB) |",
+              "|---|---|---|---|" + "---|" * len(res.experiences) + "---|---|"]
     for r in sorted(rows, key=lambda r: -r["average_accuracy"]):
         fgt = "— (offline)" if r["joint"] else _pm(r["forgetting"], r["forgetting_std"])
         bwt = "—" if r["joint"] else f"{r['backward_transfer']:+.3f}"
         lines.append(f"| {r['strategy']} | {_pm(r['average_accuracy'], r['average_accuracy_std'])} | {fgt} | {bwt} | "
-                     + " | ".join(f"{v:.3f}" for v in r["final_ua"]) + f" | {r['wall_time_s']:.1f} |")
+                     + " | ".join(f"{v:.3f}" for v in r["final_ua"]) + f" | {r['wall_time_s']:.1f} | {r['peak_rss_mb']:.0f} |")
     slug = name.split()[0]
     for png in ("accuracy_matrices.png", "accuracy_curves.png"):
         src = res.out_dir / png
@@ -243,7 +243,8 @@ def main() -> None:
              f"{seeds} seed(s); each seed re-draws the speaker split and the model init. Joint trains once "
              "on everything (upper bound), so its forgetting is not defined. Heads: MLP 1920-256-C, "
              "Adam lr 1e-3, 10 epochs per experience, batch 64 (registry defaults, fixed before any run); "
-             "buffers: replay/embedding-replay/GDumb 200 items, GEM/AGEM 50 per experience.", ""]
+             "buffers: replay/embedding-replay/GDumb 200 items, GEM/AGEM 50 per experience. Peak RSS is the "
+             "whole process (torch, Avalanche and the loaded features take most of it), reset per run.", ""]
     for name, info in infos.items():
         lines += section(name, info, plots_dir)
     lines += targets(infos)
