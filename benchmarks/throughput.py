@@ -72,7 +72,7 @@ def main() -> None:
     load1 = os.getloadavg()[0]
     n = args.clips
     lines = ["## Throughput: per-clip loop vs bucketed batches vs cache hits", "",
-             f"Command: `.venv/bin/python benchmarks/throughput.py {' '.join(sys.argv[1:])}`".rstrip(),
+             f"Command: `{' '.join(['.venv/bin/python benchmarks/throughput.py', *sys.argv[1:]])}`",
              f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
              f"{os.cpu_count()} CPU cores shared with other engineers' jobs (1-min load average {load0:.1f} at "
              f"start, {load1:.1f} at end, so absolute times are pessimistic), CPU only, torch {torch.__version__}, "
