@@ -57,6 +57,7 @@ def accuracy(fs, *, eval_corpora, shots, dims, folds=5, seed=0, C=0.1):
         in_c = np.flatnonzero(np.asarray(fs.corpora) == corpus)
         for dim in dims:
             res: dict[int, list] = {k: [] for k in shots}
+            cal: dict[int, list] = {k: [] for k in shots}
             for _, test_idx in speaker_kfold(spk_all[in_c], n_splits=folds, seed=seed):
                 held = np.unique(spk_all[in_c][test_idx])
                 train = ~np.isin(spk_all, held)
@@ -84,10 +85,14 @@ def accuracy(fs, *, eval_corpora, shots, dims, folds=5, seed=0, C=0.1):
                         r.enroll_embeddings("u", Xe, ye)
                         protos = [x.label for x in r.predict_embeddings("u", Xt)]
                         res[k].append([ua(yt, g_lin), ua(yt, g_pro), ua(yt, norm_only), ua(yt, protos), ua(yt, pers)])
+                        fused = p.predict_embeddings("u", Xt)
+                        cal[k] += [(x.confidence, x.label == t_, x.uncertain) for x, t_ in zip(fused, yt)]
             for k in shots:
                 if res[k]:
                     m = np.mean(res[k], axis=0)
-                    rows.append((corpus, dim or fs.X.shape[1], k, len(res[k]), *m))
+                    c = np.asarray(cal[k], dtype=float)
+                    rows.append((corpus, dim or fs.X.shape[1], k, len(res[k]), *m,
+                                 c[:, 0].mean(), c[:, 1].mean(), c[:, 2].mean()))
                     print(f"{corpus} dim={dim} K={k} n={len(res[k])} global-linear {m[0]:.3f} global-proto {m[1]:.3f} "
                           f"norm+linear {m[2]:.3f} personal-protos {m[3]:.3f} fused {m[4]:.3f}", flush=True)
     return rows
@@ -215,9 +220,16 @@ def render(out: dict, command: str) -> str:
                   "logits (the default for enrolled users). Backbone: Whisper tiny.en, all layers (1920 d).", "",
                   "| corpus | head dim | K | speakers | global linear | global protos | norm + linear | personal protos | fused (default) |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        for c, d, k, n, a, b, c2, d2, e in out["accuracy"]:
+        for c, d, k, n, a, b, c2, d2, e, *_ in out["accuracy"]:
             lines.append(f"| {c} | {d} | {k} | {n} | {a:.3f} | {b:.3f} | {c2:.3f} | {d2:.3f} | **{e:.3f}** |")
-        lines += ["", "Speakers without K clips of every emotion in one sentence set are left out of that K's row.", ""]
+        lines += ["", "Speakers without K clips of every emotion in one sentence set are left out of that K's row.", "",
+                  "Calibration of the personalized (fused) predictions, pooled over the test clips of a row: mean "
+                  "confidence (top probability) against accuracy, and the share flagged `uncertain` at the default "
+                  "threshold 0.4.", "",
+                  "| corpus | K | mean confidence | accuracy | flagged uncertain |", "|---|---|---|---|---|"]
+        for c, d, k, *_, conf, acc, unc in out["accuracy"]:
+            lines.append(f"| {c} | {k} | {conf:.3f} | {acc:.3f} | {unc * 100:.1f} % |")
+        lines += [""]
     if "speed" in out:
         pr, en = out["speed"]["predict"], out["speed"]["enroll"]
         ovh = pr["parts"]

@@ -176,3 +176,26 @@ def test_postgres_store_survives_reopen(pg_url):
     s2.close()
     with pytest.raises(ProfileStoreError):
         open_store("postgresql://nobody@127.0.0.1:1/none", connect_timeout_s=2)
+
+
+def test_sqlite_background_checkpoint_moves_the_wal_into_the_database(tmp_path):
+    import time
+
+    path = tmp_path / "ck.db"
+    blob = bytes(range(256)) * 48  # 12 kB, about one profile
+    s = open_store(path, checkpoint_interval_s=0.1)
+    with s._use() as conn:  # writers never checkpoint themselves (that cost ~5-14 ms in a write)
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for i in range(200):
+        s.modify("t", f"u{i}", lambda old: blob)
+    deadline = time.time() + 10
+    while path.stat().st_size < 200 * len(blob) and time.time() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size >= 200 * len(blob), "the WAL was never checkpointed into the database file"
+    s.close()
+    with pytest.raises(ValueError, match="checkpoint_interval_s"):
+        open_store(tmp_path / "x.db", checkpoint_interval_s=0)
+    manual = open_store(tmp_path / "m.db", checkpoint_interval_s=None)
+    with manual._use() as conn:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] > 0
+    manual.close()
