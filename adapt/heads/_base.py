@@ -114,3 +114,28 @@ def torch_threads(n: int = 1):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class ScoresMixin:
+    """``predict_proba`` / ``predict`` / ``score`` for any head that defines ``decision_function``
+    (logits ``[N, C]`` ordered as ``classes_``), ``classes_`` and ``n_features_in_``."""
+
+    def decision_function(self, X) -> np.ndarray:  # pragma: no cover - every head overrides it
+        raise NotImplementedError
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``[N, C]`` ordered as ``classes_`` (softmax of the logits)."""
+        return softmax(self.decision_function(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels ``[N]``."""
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    def score(self, X, y) -> float:
+        """UA (unweighted average recall) on ``X, y``; every label must be known."""
+        from ..metrics import unweighted_average_recall
+
+        require_fitted(self)
+        X, y = check_Xy(X, y, dim=self.n_features_in_)
+        check_known(y.tolist(), self.classes_.tolist(), head=type(self).__name__)
+        return unweighted_average_recall(y, self.predict(X))

@@ -19,12 +19,12 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
-from ._base import check_known, check_state, check_X, check_Xy, require_fitted, softmax, state_header
+from ._base import ScoresMixin, check_state, check_X, check_Xy, require_fitted, state_header
 
 __all__ = ["SVMHead", "KNNHead", "GMMHead"]
 
 
-class _SklearnHead:
+class _SklearnHead(ScoresMixin):
     """Keeps standardized training data; subclasses implement ``_fit_model`` and ``_logits``."""
 
     def __init__(self) -> None:
@@ -71,20 +71,6 @@ class _SklearnHead:
         Z = (check_X(X, dim=self.n_features_in_).astype(np.float64) - self.mean_) / self.scale_
         return self._logits(Z)
 
-    def predict_proba(self, X) -> np.ndarray:
-        return softmax(self.decision_function(X))
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
-
-    def score(self, X, y) -> float:
-        """UA on ``X, y``; every label must be known."""
-        from ..metrics import unweighted_average_recall
-
-        require_fitted(self)
-        X, y = check_Xy(X, y, dim=self.n_features_in_)
-        check_known(y.tolist(), self.classes_.tolist(), head=type(self).__name__)
-        return unweighted_average_recall(y, self.predict(X))
 
     def get_state(self) -> dict:
         """JSON-serializable: config plus the stored training embeddings and labels."""

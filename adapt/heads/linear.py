@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import (check_known, check_sample_weight, check_state, check_X, check_Xy, require_fitted,
+from ._base import (ScoresMixin, check_sample_weight, check_state, check_X, check_Xy, require_fitted,
                     state_header, torch_threads)
 
 __all__ = ["LinearHead", "MLPHead"]
 
 
-class _TorchHead:
+class _TorchHead(ScoresMixin):
     """Shared fitting/inference for the torch heads; subclasses build ``_make_module``."""
 
     def __init__(self, *, weight_decay: float, class_weight: str | None, max_iter: int, finetune_iter: int,
@@ -144,23 +144,6 @@ class _TorchHead:
         with torch.no_grad():
             return self.module_(self._standardize(X)).double().numpy()
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities ``[N, C]`` ordered as ``classes_``."""
-        logits = torch.as_tensor(self.decision_function(X))
-        return torch.softmax(logits, dim=1).numpy()
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted labels ``[N]``."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
-
-    def score(self, X, y) -> float:
-        """UA on ``X, y``; every label must be known."""
-        from ..metrics import unweighted_average_recall
-
-        require_fitted(self)
-        X, y = check_Xy(X, y, dim=self.n_features_in_)
-        check_known(y.tolist(), self.classes_.tolist(), head=type(self).__name__)
-        return unweighted_average_recall(y, self.predict(X))
 
     def get_state(self) -> dict:
         """JSON-serializable state: config, classes, input statistics and every weight tensor."""

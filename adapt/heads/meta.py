@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import NotFittedError
-from ._base import (check_known, check_state, check_X, check_Xy, require_fitted, softmax, state_header,
+from ._base import (ScoresMixin, check_known, check_state, check_X, check_Xy, require_fitted, state_header,
                     torch_threads)
 from .prototype import PrototypeHead
 
@@ -65,7 +65,7 @@ def _positive(name: str, v) -> float:
     return float(v)
 
 
-class _MetaBase:
+class _MetaBase(ScoresMixin):
     """Standardization, episode sampling and the shared predict/score surface."""
 
     def _check_episode_args(self, ways, shots, queries, episodes, mode, seed):
@@ -97,22 +97,6 @@ class _MetaBase:
         if getattr(self, "mean_", None) is None:
             raise NotFittedError(f"{type(self).__name__} is not meta-trained: call meta_fit(X, y, speakers) first")
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities ``[N, C]`` ordered as ``classes_``."""
-        return softmax(self.decision_function(X))
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted labels ``[N]``."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
-
-    def score(self, X, y) -> float:
-        """UA on ``X, y``; every label must be known."""
-        from ..metrics import unweighted_average_recall
-
-        require_fitted(self)
-        X, y = check_Xy(X, y, dim=self.n_features_in_)
-        check_known(y.tolist(), self.classes_.tolist(), head=type(self).__name__)
-        return unweighted_average_recall(y, self.predict(X))
 
 
 class ProtoNetHead(_MetaBase):

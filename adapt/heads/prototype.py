@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._base import check_known, check_state, check_X, check_Xy, require_fitted, softmax, state_header
+from ._base import ScoresMixin, check_known, check_state, check_X, check_Xy, require_fitted, state_header
 
 __all__ = ["PrototypeHead", "METRICS"]
 
@@ -41,7 +41,7 @@ def _l2(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
-class PrototypeHead:
+class PrototypeHead(ScoresMixin):
     """Nearest-prototype classifier with incremental classes and optional shrinkage to a prior.
 
     Args:
@@ -152,22 +152,6 @@ class PrototypeHead:
             sim = -(np.sum(X * X, axis=1, keepdims=True) - 2 * X @ P.T + np.sum(P * P, axis=1)[None, :])
         return sim / self.temperature
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities ``[N, C]`` ordered as ``classes_``."""
-        return softmax(self.decision_function(X))
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted labels ``[N]`` (object array of str)."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
-
-    def score(self, X, y) -> float:
-        """UA (unweighted average recall) on ``X, y``; every label must be known."""
-        from ..metrics import unweighted_average_recall
-
-        require_fitted(self)
-        X, y = check_Xy(X, y, dim=self.n_features_in_)
-        check_known(y.tolist(), self.classes_.tolist(), head=type(self).__name__)
-        return unweighted_average_recall(y, self.predict(X))
 
     def class_counts(self) -> dict[str, int]:
         """The user's own shot count per class (prior-only classes are absent)."""
