@@ -137,6 +137,17 @@ class Backbone(torch.nn.Module):
         self.eval()
         return self
 
+    def transformer_layers(self) -> torch.nn.ModuleList:
+        """The encoder's transformer blocks, bottom to top (``adapt.finetune`` unfreezes the top ones).
+
+        Raises ``NotImplementedError`` for backbones without transformer blocks (classical features).
+        """
+        raise NotImplementedError(f"{self.spec.name} has no transformer layers to fine-tune")
+
+    def output_norm(self) -> torch.nn.Module | None:
+        """The norm applied after the last block (part of the top layer when fine-tuning), or ``None``."""
+        return None
+
     def extra_repr(self) -> str:
         s = self.spec
         return f"name={s.name!r}, layers={s.num_layers}, dim={s.dim}, fingerprint={s.fingerprint}"

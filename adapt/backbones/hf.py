@@ -109,6 +109,14 @@ class HFBackbone(Backbone):
                 return bool(json.loads((folder / "preprocessor_config.json").read_text()).get("do_normalize", True))
             return True
 
+    def transformer_layers(self) -> torch.nn.ModuleList:
+        return self.model.encoder.layers
+
+    def output_norm(self) -> torch.nn.Module | None:
+        # pre-LN ("stable layer norm") encoders norm the last block's output; post-LN ones norm the
+        # input of the first block instead, which is not part of the top layer
+        return self.model.encoder.layer_norm if getattr(self.model.config, "do_stable_layer_norm", False) else None
+
     def _features(self, wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         fe = self.model.feature_extractor
         if not self.cnn_per_clip:

@@ -98,6 +98,9 @@ class TorchaudioBackbone(Backbone):
             return LayerStack(features=feats, lengths=frame_len)
         return self._forward(wavs, lengths)
 
+    def transformer_layers(self) -> torch.nn.ModuleList:
+        return self.model.encoder.transformer.layers  # layers are raw block outputs: no output norm
+
     def _forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> LayerStack:
         dev = self.device
         wavs = wavs.to(dev)

@@ -235,6 +235,12 @@ class WhisperBackbone(Backbone):
         )
         self.freeze()
 
+    def transformer_layers(self) -> torch.nn.ModuleList:
+        return self.encoder.layers
+
+    def output_norm(self) -> torch.nn.Module:
+        return self.encoder.layer_norm  # applied to the last block's output (see forward)
+
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor | None = None) -> LayerStack:
         """``wavs`` ``(B, S)`` at 16 kHz, ``lengths`` ``(B,)`` samples -> LayerStack ``(L, B, T, D)``, 50 Hz."""
         wavs, lengths = self.check_inputs(wavs, lengths)
