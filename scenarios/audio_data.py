@@ -42,7 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = ["AudioClipDataset", "AudioBatch", "PaddedAudio", "collate_audio", "AvalancheAudioCollate",
-           "ClipTable", "clip_table", "clip_paths", "AudioScenario", "audio_scenario"]
+           "ClipTable", "clip_table", "clip_paths", "AudioScenario", "audio_scenario", "run_audio"]
 
 
 # ----------------------------------------------------------------------------- batches
@@ -325,3 +325,45 @@ def audio_scenario(scenario, clips, *, max_seconds: float | None = None, root: s
     benchmark = dataset_benchmark([d.as_avalanche() for d in train], [d.as_avalanche() for d in test])
     return AudioScenario(scenario=scenario, benchmark=benchmark, train_datasets=tuple(train),
                          test_datasets=tuple(test), max_seconds=max_seconds)
+
+
+def run_audio(audio: AudioScenario, strategy: str, *, model_factory, seed: int = 0,
+              strategy_opts: dict | None = None, batch_size_eval: int = 16) -> dict:
+    """Train registry ``strategy`` on ``audio`` experience by experience; the run record.
+
+    ``model_factory()`` builds a fresh model (e.g. an ``EncoderClassifier``) after seeding; the
+    record mirrors ``scenarios.runner.run_one``'s: ``matrix`` (UA on every test experience after
+    each experience; Joint repeats its single row), ``average_accuracy``, ``backward_transfer``,
+    ``forgetting``, ``wall_time_s``.
+    """
+    import random
+    import time
+    import warnings
+
+    from adapt import metrics
+    from adapt.finetune import audio_ua_row
+    from strategies.registry import STRATEGIES, make_strategy
+
+    if strategy not in STRATEGIES:
+        raise KeyError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    model = model_factory()
+    opts = {"device": getattr(model, "device", "cpu"), **(strategy_opts or {})}
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True):  # Avalanche's deprecation shims force their warnings on
+        strat = make_strategy(strategy, model, **opts)
+        if STRATEGIES[strategy].trains_jointly:
+            strat.train(audio.benchmark.train_stream)
+            matrix = [audio_ua_row(model, audio, batch_size=batch_size_eval)] * audio.n_experiences
+        else:
+            matrix = []
+            for experience in audio.benchmark.train_stream:
+                strat.train(experience)
+                matrix.append(audio_ua_row(model, audio, batch_size=batch_size_eval))
+    return {"strategy": strategy, "seed": int(seed), "scenario": audio.scenario.name,
+            "experiences": list(audio.experience_names), "classes": list(audio.classes),
+            "matrix": [list(r) for r in matrix], "average_accuracy": metrics.average_accuracy(matrix),
+            "backward_transfer": metrics.backward_transfer(matrix), "forgetting": metrics.forgetting(matrix),
+            "wall_time_s": time.perf_counter() - t0}

@@ -232,3 +232,21 @@ def test_whisper_default_unfreezes_top_block_and_final_norm():
     x = torch.randn(2, 16000) * 0.1
     model(x, torch.tensor([16000, 12000])).sum().backward()
     assert bb.encoder.layers[last].fc1.weight.grad is not None and bb.encoder.layers[0].fc1.weight.grad is None
+
+
+@pytest.mark.parametrize("name", ["replay", "joint"])
+def test_run_audio_records_a_matrix(tiny_wavlm, audio, name):
+    from adapt import metrics
+    from scenarios.audio_data import run_audio
+
+    opts = {"epochs": 1, "batch_size": 4, "eval_batch_size": 8, **({"mem_size": 8} if name == "replay" else {})}
+    rec = run_audio(audio, name, seed=0, strategy_opts=opts,
+                    model_factory=lambda: EncoderClassifier(backbone=tiny_wavlm, num_classes=2, unfreeze_top=1,
+                                                            hidden=16, device="cpu"))
+    m = rec["matrix"]
+    assert len(m) == 2 and all(len(r) == 2 for r in m)
+    assert rec["average_accuracy"] == pytest.approx(metrics.average_accuracy(m))
+    if name == "joint":
+        assert m[0] == m[1]
+    with pytest.raises(KeyError, match="known"):
+        run_audio(audio, "nope", model_factory=lambda: None)
