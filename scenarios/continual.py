@@ -20,6 +20,10 @@ embeddings with ``adapt.normalization.standardize_by_speaker``, unlabelled, each
 own clips; ``"corpus"``: the same per corpus, for corpora whose speakers each act one emotion, like
 URDU, where per-speaker statistics would remove the emotion; ``"none"``), ``shots`` (subsample each training experience), ``seed``.
 
+For fine-tuning the encoder on audio, ``scenarios.audio_data.audio_scenario(scenario, table)`` turns
+any of these scenarios into an Avalanche benchmark over the same clips (same experiences and
+held-out speakers); ``scenarios.audio_data.clip_table`` is a table of clips without embeddings.
+
 Example:
     >>> from scenarios.features import corpus_features, FeatureSet       # doctest: +SKIP
     >>> fs = FeatureSet.concat([corpus_features(c) for c in ("ravdess", "emodb", "emovo", "urdu")])  # doctest: +SKIP
