@@ -70,16 +70,18 @@ class EncoderClassifier(nn.Module):
         super().__init__()
         from strategies.registry import make_head
 
-        if backbone is None or isinstance(backbone, str):
-            backbone = get_backbone(backbone, reuse=False)
-        if not isinstance(backbone, Backbone):
-            raise TypeError(f"backbone must be a Backbone or a registry name, got {type(backbone).__name__}")
+        # check the cheap options before loading weights
         if layers not in LAYER_MODES:
             raise ValueError(f"layers must be one of {LAYER_MODES}, got {layers!r}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
         if isinstance(unfreeze_top, bool) or not isinstance(unfreeze_top, (int, np.integer)) or unfreeze_top < 0:
             raise ValueError(f"unfreeze_top must be an int >= 0, got {unfreeze_top!r}")
+        pooled_dim(pooling, 1)  # KeyError listing the known poolings
+        if backbone is None or isinstance(backbone, str):
+            backbone = get_backbone(backbone, reuse=False)
+        if not isinstance(backbone, Backbone):
+            raise TypeError(f"backbone must be a Backbone or a registry name, got {type(backbone).__name__}")
         blocks = self._blocks(backbone) if unfreeze_top else None
         if blocks is not None and unfreeze_top > len(blocks):
             raise ValueError(f"unfreeze_top={unfreeze_top} but {backbone.spec.name} has {len(blocks)} transformer layers")
