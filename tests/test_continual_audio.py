@@ -250,3 +250,16 @@ def test_run_audio_records_a_matrix(tiny_wavlm, audio, name):
         assert m[0] == m[1]
     with pytest.raises(KeyError, match="known"):
         run_audio(audio, "nope", model_factory=lambda: None)
+
+
+def test_pre_ln_hf_model_unfreezes_its_final_norm(tmp_path):
+    import transformers
+
+    torch.manual_seed(0)
+    cfg = transformers.Wav2Vec2Config(**TINY, feat_extract_norm="layer", do_stable_layer_norm=True)
+    transformers.Wav2Vec2Model(cfg).save_pretrained(tmp_path)
+    model = EncoderClassifier(backbone=f"hf:{tmp_path}", num_classes=2, unfreeze_top=2, hidden=8, device="cpu")
+    names = {n for n in model.trainable_parameter_names() if n.startswith("backbone.")}
+    assert "backbone.model.encoder.layer_norm.weight" in names  # pre-LN: the norm follows the last block
+    assert {n.split(".")[4] for n in names if ".layers." in n} == {"0", "1"}
+    assert not any("feature_extractor" in n or "pos_conv" in n for n in names)
