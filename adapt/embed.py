@@ -19,11 +19,10 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import types
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ import torch
 from .audio import Waveform, load_audio
 from .backbones import Backbone, get_backbone, pad_batch
 from .embed_cache import EmbeddingCache, hash_samples
+from .threads import torch_threads
 from .pooling import combine_layers, pool, pooled_dim
 
 __all__ = ["embed", "embed_layers", "EmbeddingCache", "DEFAULT_LAYERS", "DEFAULT_POOLING", "resolve_backbone"]
@@ -48,21 +48,6 @@ def resolve_backbone(backbone: Backbone | str | None) -> Backbone:
     if not isinstance(backbone, Backbone):
         raise TypeError(f"backbone must be a Backbone, a name or None, got {type(backbone).__name__}")
     return backbone
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    if n <= 0:
-        raise ValueError(f"num_threads must be positive, got {n}")
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _buckets(lengths: Sequence[int], batch_size: int, max_samples: int) -> list[list[int]]:
@@ -160,7 +145,7 @@ def embed_layers(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, desc=f"embed [{bb.spec.name}]", unit="clip")
-    with _threads(num_threads), torch.inference_mode():
+    with torch_threads(num_threads), torch.inference_mode():
         for start in range(0, n, block):
             idx = range(start, min(start + block, n))
             waves: dict[int, np.ndarray] = {}

@@ -15,7 +15,6 @@ the next call.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -28,6 +27,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
+from adapt.cache import sha256_file
 from adapt.errors import SerAdaptError
 
 __all__ = [
@@ -61,13 +61,7 @@ class ChecksumRequiredError(ChecksumError):
     """No trusted sha256 is known for this archive; the message gives the one computed locally."""
 
 
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, streamed in 4 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+sha256_of = sha256_file  # one streaming sha256 for the project (adapt.cache)
 
 
 def normalize_sha256(value: str) -> str:

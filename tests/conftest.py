@@ -63,3 +63,20 @@ def urdu(data_dir):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for the profile-store tests (one per session).
+
+    Skips with the reason where no server binaries exist; under CI it fails instead.
+    """
+    from personalizer_helpers import start_postgres
+
+    url, stop = start_postgres()
+    if url is None:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"CI must test PostgreSQL: {stop}")
+        pytest.skip(stop)
+    yield url
+    stop()

@@ -17,7 +17,6 @@ import pytest
 from adapt.personal_model import GlobalHead
 from adapt.personalizer import Personalizer
 from adapt.profiles import open_store
-from personalizer_helpers import start_postgres
 
 DIM = 16
 CLASSES = ["angry", "happy", "neutral", "sad"]
@@ -32,17 +31,6 @@ def _head() -> GlobalHead:
 
 def _embedder(waves):  # never called: these tests write embeddings directly
     raise AssertionError("no audio in this test")
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    url, stop = start_postgres()
-    if url is None:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"CI must test PostgreSQL: {stop}")
-        pytest.skip(stop)
-    yield url
-    stop()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

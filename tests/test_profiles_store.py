@@ -1,7 +1,6 @@
 """Profile store contract, run against SQLite and a real PostgreSQL server."""
 from __future__ import annotations
 
-import os
 import sqlite3
 import uuid
 
@@ -9,18 +8,6 @@ import pytest
 
 from adapt.errors import ProfileStoreError, UnknownUserError
 from adapt.profiles import SCHEMA_VERSION, SQLiteStore, hash_key, open_store
-from personalizer_helpers import start_postgres
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    url, stop = start_postgres()
-    if url is None:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"CI must test PostgreSQL: {stop}")
-        pytest.skip(stop)
-    yield url
-    stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -6,12 +6,12 @@ raise ``UnknownLabelError`` naming them.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import NotFittedError, UnknownLabelError
+from ..threads import torch_threads  # noqa: F401  (re-exported for the heads)
 
 __all__ = ["check_X", "check_Xy", "check_sample_weight", "require_fitted", "check_known", "softmax",
            "state_header", "check_state", "torch_threads"]
@@ -96,24 +96,6 @@ def check_state(state: Any, cls: type, version: int = 1) -> dict:
     if state.get("version") != version:
         raise ValueError(f"{cls.__name__} state version {state.get('version')!r} is not supported (want {version})")
     return state
-
-
-@contextmanager
-def torch_threads(n: int = 1):
-    """Run a block with ``n`` torch intra-op threads, then restore the previous setting.
-
-    Small heads train on tiny matrices, where thread hand-offs cost more than the arithmetic:
-    on the 2-core development machine a ProtoNet meta-training run took 6 s with one thread and
-    38 s with two while other jobs were running.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class ScoresMixin:
