@@ -151,16 +151,38 @@ class ProfileStore:
         rec = self._key_by_hash(hash_key(key))
         return None if rec is None or rec.revoked else rec
 
+    # The key table is the same in every SQL back end; only the DB-API parameter style differs.
+    _param = "?"
+
+    def _q(self, sql: str) -> str:
+        return sql if self._param == "?" else sql.replace("?", self._param)
+
     def list_keys(self, tenant: Optional[str] = None) -> list[ApiKey]:
-        raise NotImplementedError
+        sql = "SELECT key_id, tenant, read_only, created_at, revoked FROM api_keys"
+        rows = (self._all(sql + " ORDER BY created_at") if tenant is None else
+                self._all(self._q(sql + " WHERE tenant=? ORDER BY created_at"), (check_tenant(tenant),)))
+        return [ApiKey(r[0], r[1], bool(r[2]), float(r[3]), bool(r[4])) for r in rows]
 
     def revoke_key(self, key_id: str) -> bool:
-        raise NotImplementedError
+        return self._write(self._q("UPDATE api_keys SET revoked=1 WHERE key_id=? AND revoked=0"), (key_id,)) > 0
 
     def _insert_key(self, key_id: str, tenant: str, key_hash: str, read_only: bool) -> None:
-        raise NotImplementedError
+        self._write(self._q("INSERT INTO api_keys(key_id, tenant, key_hash, read_only, created_at) VALUES (?,?,?,?,?)"),
+                    (key_id, tenant, key_hash, int(read_only), time.time()))
 
     def _key_by_hash(self, key_hash: str) -> Optional[ApiKey]:
+        row = self._one(self._q("SELECT key_id, tenant, read_only, created_at, revoked FROM api_keys WHERE key_hash=?"),
+                        (key_hash,))
+        return None if row is None else ApiKey(row[0], row[1], bool(row[2]), float(row[3]), bool(row[4]))
+
+    # SQL helpers each back end provides
+    def _one(self, sql: str, params: tuple = ()) -> Optional[tuple]:
+        raise NotImplementedError
+
+    def _all(self, sql: str, params: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def _write(self, sql: str, params: tuple = ()) -> int:
         raise NotImplementedError
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -351,23 +373,6 @@ class SQLiteStore(ProfileStore):
 
     def count_users(self, tenant: str) -> int:
         return int(self._one("SELECT COUNT(*) FROM profiles WHERE tenant=?", (check_tenant(tenant),))[0])
-
-    def _insert_key(self, key_id: str, tenant: str, key_hash: str, read_only: bool) -> None:
-        self._write("INSERT INTO api_keys(key_id, tenant, key_hash, read_only, created_at) VALUES (?,?,?,?,?)",
-                    (key_id, tenant, key_hash, int(read_only), time.time()))
-
-    def _key_by_hash(self, key_hash: str) -> Optional[ApiKey]:
-        row = self._one("SELECT key_id, tenant, read_only, created_at, revoked FROM api_keys WHERE key_hash=?", (key_hash,))
-        return None if row is None else ApiKey(row[0], row[1], bool(row[2]), float(row[3]), bool(row[4]))
-
-    def list_keys(self, tenant: Optional[str] = None) -> list[ApiKey]:
-        sql = "SELECT key_id, tenant, read_only, created_at, revoked FROM api_keys"
-        rows = (self._all(sql + " ORDER BY created_at") if tenant is None else
-                self._all(sql + " WHERE tenant=? ORDER BY created_at", (check_tenant(tenant),)))
-        return [ApiKey(r[0], r[1], bool(r[2]), float(r[3]), bool(r[4])) for r in rows]
-
-    def revoke_key(self, key_id: str) -> bool:
-        return self._write("UPDATE api_keys SET revoked=1 WHERE key_id=? AND revoked=0", (key_id,)) > 0
 
     def close(self) -> None:
         self._stop.set()

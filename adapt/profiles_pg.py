@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 from .errors import ProfileStoreError
-from .profiles import MIGRATIONS, SCHEMA_VERSION, ApiKey, ProfileStore, _check_page, check_tenant, check_user
+from .profiles import MIGRATIONS, SCHEMA_VERSION, ProfileStore, _check_page, check_tenant, check_user
 
 __all__ = ["PostgresStore"]
 
@@ -41,6 +41,8 @@ class PostgresStore(ProfileStore):
             deployments or test runs share a database. Default ``public``.
         connect_timeout_s: how long to wait for the server.
     """
+
+    _param = "%s"
 
     def __init__(self, url: str, *, schema: str = "public", connect_timeout_s: float = 10.0):
         if not _SCHEMA_RE.match(schema):
@@ -159,23 +161,6 @@ class PostgresStore(ProfileStore):
 
     def count_users(self, tenant: str) -> int:
         return int(self._one("SELECT COUNT(*) FROM profiles WHERE tenant=%s AND revision > 0", (check_tenant(tenant),))[0])
-
-    def _insert_key(self, key_id: str, tenant: str, key_hash: str, read_only: bool) -> None:
-        self._write("INSERT INTO api_keys(key_id, tenant, key_hash, read_only, created_at) VALUES (%s,%s,%s,%s,%s)",
-                    (key_id, tenant, key_hash, int(read_only), time.time()))
-
-    def _key_by_hash(self, key_hash: str) -> Optional[ApiKey]:
-        row = self._one("SELECT key_id, tenant, read_only, created_at, revoked FROM api_keys WHERE key_hash=%s", (key_hash,))
-        return None if row is None else ApiKey(row[0], row[1], bool(row[2]), float(row[3]), bool(row[4]))
-
-    def list_keys(self, tenant: Optional[str] = None) -> list[ApiKey]:
-        sql = "SELECT key_id, tenant, read_only, created_at, revoked FROM api_keys"
-        rows = (self._all(sql + " ORDER BY created_at") if tenant is None else
-                self._all(sql + " WHERE tenant=%s ORDER BY created_at", (check_tenant(tenant),)))
-        return [ApiKey(r[0], r[1], bool(r[2]), float(r[3]), bool(r[4])) for r in rows]
-
-    def revoke_key(self, key_id: str) -> bool:
-        return self._write("UPDATE api_keys SET revoked=1 WHERE key_id=%s AND revoked=0", (key_id,)) > 0
 
     def close(self) -> None:
         with self._lock:
