@@ -33,6 +33,7 @@ from adapt.metrics import unweighted_average_recall  # noqa: E402
 from adapt.pooling import combine_layers  # noqa: E402
 from scenarios.features import corpus_features, corpus_layer_features  # noqa: E402
 from scenarios.splits import speaker_kfold  # noqa: E402
+from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 CORPORA = ("ravdess", "emodb", "emovo", "urdu")
 EGEMAPS_REF = {"ravdess": 0.52, "emodb": 0.62, "emovo": 0.30, "urdu": 0.63}
@@ -133,10 +134,8 @@ def main() -> None:
                   f"Picks over the 10 outer folds: {counts}. Decision: adapt.embed.DEFAULT_LAYERS = "
                   f"{max(counts, key=counts.get)!r} (most often best on training speakers).", ""]
     lines.append(f"Wall time: {time.time() - t0:.0f} s.")
-    out = ROOT / "benchmarks" / "results" / "backbones.md"
-    out.write_text("\n".join(lines) + "\n")
+    out = publish("backbones", "\n".join(lines) + "\n")
     print(f"wrote {out}")
-    os.system(f"{sys.executable} {ROOT / 'benchmarks' / 'render.py'}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -262,9 +263,8 @@ def main() -> None:
                          f"plots): {cli_s:.0f} s.")
     lines += ["", f"This invocation of the script: {total_s / 60:.1f} min (runs and tuning found on disk are "
               "resumed, not redone; the times above are those of the run that did the work).", ""]
-    (HERE / "results" / "continual.md").write_text("\n".join(lines))
+    publish("continual", "\n".join(lines))
     print("\n".join(lines))
-    subprocess.run([sys.executable, str(HERE / "render.py")], check=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import subprocess
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from scenarios.features import FeatureSet, corpus_features  # noqa: E402
 from scenarios.fewshot import new_corpus, new_emotion, personalization, select_by_corpus_cv  # noqa: E402
+from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 CORPORA = ("ravdess", "emodb", "emovo", "urdu")
 LABEL = {"ravdess": "RAVDESS", "emodb": "EmoDB", "emovo": "EMOVO", "urdu": "URDU"}
@@ -254,11 +254,8 @@ def main() -> None:
     md += ["### Enrollment time\n"] + timing_rows + [""]
     md += targets_section(results, proto_ms, {n for n, f in feats.items() if confound_note(f)})
     md.append(f"\nTotal run time {time.time() - started:.0f} s.\n")
-    out = ROOT / "benchmarks" / "results" / "fewshot.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(md))
+    out = publish("fewshot", "\n".join(md))
     log(f"wrote {out}")
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "render.py")], check=True)
 
 
 def targets_section(results: dict, proto_ms: float, confounded: set = frozenset()) -> list[str]:

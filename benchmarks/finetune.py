@@ -19,10 +19,10 @@ import argparse
 import datetime as dt
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
+from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -155,9 +155,7 @@ def main() -> None:
         out += ["", "Forgetting in UA points (negative: UA on an earlier experience rose later). One seed and "
                 "few clips: these numbers are a working-path check, not a comparison of strategies (the "
                 "embeddings path in the continual section is the benchmark)."]
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "finetune.md").write_text("\n".join(out) + "\n")
-    subprocess.run([sys.executable, str(HERE / "render.py")], check=True)
+    publish("finetune", "\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

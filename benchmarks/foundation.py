@@ -25,6 +25,7 @@ from adapt.audio import load_audio  # noqa: E402
 from adapt.errors import TooFewClipsError  # noqa: E402
 from scenarios.corpora import available_corpora, load_corpus  # noqa: E402
 from scenarios.splits import personalization_split, speaker_kfold  # noqa: E402
+from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 SHOTS = (1, 2, 4, 8)
 
@@ -139,11 +140,8 @@ def main() -> None:
         "### Speaker-disjoint k-fold balance", "",
         *kfold_table(names), "",
     ]
-    out = HERE / "results" / "foundation.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts))
-    print(out.read_text())
-    subprocess.run([sys.executable, str(HERE / "render.py")], check=True)
+    print("\n".join(parts))
+    publish("foundation", "\n".join(parts))
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ import argparse
 import datetime as dt
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -286,9 +286,7 @@ def main() -> None:
     text = render(out, ".venv/bin/python benchmarks/personalizer.py " + " ".join(sys.argv[1:]))
     print(text)
     if not args.no_write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "personalizer.md").write_text(text + "\n")
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "render.py")], check=True)
+        publish("personalizer", text + "\n")
 
 
 if __name__ == "__main__":

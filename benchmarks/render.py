@@ -22,6 +22,19 @@ regenerate its file under `benchmarks/results/`, then `.venv/bin/python benchmar
 """
 
 
+def publish(name: str, text: str) -> Path:
+    """Write ``results/<name>.md`` (a section: heading, tables, the command) and rebuild BENCHMARKS.md.
+
+    Benchmark scripts call this last: ``from render import publish`` (the script's folder is on
+    ``sys.path`` when it runs as ``python benchmarks/<script>.py``).
+    """
+    out = HERE / "results" / f"{name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    main()
+    return out
+
+
 def main() -> None:
     results = HERE / "results"
     files = {p.stem: p for p in results.glob("*.md")}

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -163,10 +164,7 @@ def main() -> None:
     print(text)
     print("\n".join(l for l in metrics.splitlines() if "predict" in l))
     if not args.no_write:
-        out = ROOT / "benchmarks" / "results"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "service.md").write_text(text + "\n")
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "render.py")], check=True)
+        publish("service", text + "\n")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from adapt.audio import load_audio  # noqa: E402
 from adapt.backbones import get_backbone  # noqa: E402
 from adapt.embed import EmbeddingCache, embed_layers  # noqa: E402
 from scenarios.corpora import load_corpus  # noqa: E402
+from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def wav2vec2_base_random(folder: Path):
@@ -90,10 +91,8 @@ def main() -> None:
               "", "Notes: the wav2vec2-base-style model runs its GroupNorm CNN one clip at a time (needed for "
               "padded-batch consistency, see docs/backbones.md), so only its transformer is batched. "
               "Whisper computes log-mel per clip and batches the encoder with a key-padding mask."]
-    out = ROOT / "benchmarks" / "results" / "throughput.md"
-    out.write_text("\n".join(lines) + "\n")
+    out = publish("throughput", "\n".join(lines) + "\n")
     print(f"wrote {out}")
-    os.system(f"{sys.executable} {ROOT / 'benchmarks' / 'render.py'}")
 
 
 if __name__ == "__main__":
