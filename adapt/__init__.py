@@ -1,30 +1,44 @@
-"""ser-adapt runtime: audio I/O, backbones, embeddings, heads, personalizer, metrics, service.
+"""ser-adapt runtime: audio I/O, backbones, embeddings, heads, per-user personalization, store, service.
 
-Also available here, imported on first use: ``get_backbone``, ``Backbone``, ``BackboneSpec``,
-``LayerStack`` (``adapt.backbones``), ``embed``, ``embed_layers`` (``adapt.embed``), ``Personalizer``
-(``adapt.personalizer``), ``ProfileStore`` (``adapt.profiles``), and the ``metrics`` and ``heads``
-modules.
+The public API, by the path a clip takes:
 
-Heavy submodules are imported on first attribute access, so ``import adapt`` stays fast and an
-optional dependency missing for one part does not break the others.
+* audio: ``load_audio``, ``Waveform`` (``adapt.audio``); errors in ``adapt.errors``;
+* backbones: ``get_backbone``, ``Backbone``, ``BackboneSpec``, ``LayerStack`` (``adapt.backbones``);
+* embeddings: ``embed``, ``embed_layers``, ``EmbeddingCache`` (``adapt.embedding``);
+* heads and normalization: the ``heads`` module, ``SpeakerNormalizer`` (``adapt.normalization``);
+* personalization: ``Personalizer``, ``PersonalizerConfig``, ``Prediction``, ``UserSummary``,
+  ``GlobalHead``, ``UserState`` (``adapt.personal``);
+* profile store: ``ProfileStore``, ``open_store`` (``adapt.store``);
+* labels: ``harmonize_emotion``, ``CANONICAL_EMOTIONS`` (``adapt.labels``); the ``metrics`` module.
+
+Everything but audio, labels and errors is imported on first attribute access, so ``import adapt``
+stays fast and needs neither the research layers (``strategies``, ``scenarios``) nor their
+dependencies (Avalanche, matplotlib).
 """
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from .audio import Waveform, load_audio
 from .errors import (
     AudioError,
     BackboneNotAvailableError,
+    LabelExistsError,
     NotFittedError,
+    ProfileStoreError,
     SerAdaptError,
     TooFewClipsError,
     UnknownLabelError,
     UnknownUserError,
 )
+from .labels import CANONICAL_EMOTIONS, harmonize_emotion
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("ser-adapt")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 # public name -> module that defines it (resolved lazily)
 _LAZY = {
@@ -32,14 +46,29 @@ _LAZY = {
     "Backbone": "adapt.backbones",
     "BackboneSpec": "adapt.backbones",
     "LayerStack": "adapt.backbones",
-    "embed": "adapt.embed",
-    "embed_layers": "adapt.embed",
-    "EmbeddingCache": "adapt.embed",
-    "Personalizer": "adapt.personalizer",
-    "ProfileStore": "adapt.profiles",
+    "embed": "adapt.embedding",
+    "embed_layers": "adapt.embedding",
+    "EmbeddingCache": "adapt.embedding",
+    "SpeakerNormalizer": "adapt.normalization",
+    "Personalizer": "adapt.personal",
+    "PersonalizerConfig": "adapt.personal",
+    "Prediction": "adapt.personal",
+    "UserSummary": "adapt.personal",
+    "GlobalHead": "adapt.personal",
+    "UserState": "adapt.personal",
+    "ProfileStore": "adapt.store",
+    "open_store": "adapt.store",
     "metrics": "adapt.metrics",
     "heads": "adapt.heads",
 }
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
+    from . import heads, metrics
+    from .backbones import Backbone, BackboneSpec, LayerStack, get_backbone
+    from .embedding import EmbeddingCache, embed, embed_layers
+    from .normalization import SpeakerNormalizer
+    from .personal import GlobalHead, Personalizer, PersonalizerConfig, Prediction, UserState, UserSummary
+    from .store import ProfileStore, open_store
 
 
 def __getattr__(name: str) -> Any:
@@ -47,16 +76,17 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'adapt' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    return mod if module.endswith("." + name) else getattr(mod, name)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-# Lazily resolved names stay out of __all__ so that documentation tools (pdoc) that read __all__
-# don't have to import every optional dependency; they are documented in their own modules.
 __all__ = [
-    "Waveform", "load_audio", "AudioError", "BackboneNotAvailableError", "NotFittedError",
-    "SerAdaptError", "TooFewClipsError", "UnknownLabelError", "UnknownUserError",
-]
+    "Waveform", "load_audio", "AudioError", "BackboneNotAvailableError", "LabelExistsError", "NotFittedError",
+    "ProfileStoreError", "SerAdaptError", "TooFewClipsError", "UnknownLabelError", "UnknownUserError",
+    "CANONICAL_EMOTIONS", "harmonize_emotion", *(n for n in _LAZY if n not in ("metrics", "heads")),
+]  # the metrics and heads modules are documented as submodules

@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "cache_dir", "atomic_write_bytes", "sha256_file"]
+__all__ = ["CACHE_ENV", "cache_dir", "atomic_write_bytes", "sha256_file", "sha256_files"]
 
 CACHE_ENV = "SER_ADAPT_CACHE"
 
@@ -54,10 +54,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def sha256_files(paths, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of the bytes of ``paths`` read one after the other (a model split over several
+    files hashes as its concatenation), in 4 MiB chunks."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    return h.hexdigest()
+
+
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     """Hex sha256 of a file's bytes, read in 4 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_files([path], chunk)

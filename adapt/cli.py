@@ -1,12 +1,17 @@
 """The ``ser-adapt`` command line.
 
-Sub-commands live in ``adapt/commands/<name>.py``; each module exposes ``register(app)`` and is
-imported lazily here, so a missing optional dependency breaks only its own command.
+Runtime commands live in ``adapt/commands/<name>.py`` (``enroll``, ``predict``, ``users``, ``keys``,
+``serve``); each module exposes ``register(app)``. Commands of other layers plug into the same
+executable through the ``ser_adapt.commands`` entry-point group (``pyproject.toml``): the research
+commands of ``scenarios`` (``bench``, ``corpora``, ``demo``, ``embed``, ``train-head``) register
+themselves there, so ``adapt`` never imports them by name. A command group whose module fails to
+import (a missing optional extra) is skipped with a note on ``--help``, and the others keep working.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from importlib.metadata import entry_points
 
 import typer
 
@@ -17,6 +22,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+#: entry-point group through which other packages add commands: ``name = "module:register"``
+ENTRY_POINT_GROUP = "ser_adapt.commands"
+_SKIPPED: list[str] = []
 
 
 def _register_commands() -> None:
@@ -29,6 +38,15 @@ def _register_commands() -> None:
         register = getattr(module, "register", None)
         if register is not None:
             register(app)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:  # e.g. the research extras are not installed
+            _SKIPPED.append(f"{ep.name} ({exc})")
+            continue
+        register(app)
+    if _SKIPPED:
+        app.info.help = (app.info.help or "") + "\n\nUnavailable command groups: " + "; ".join(_SKIPPED)
 
 
 _register_commands()

@@ -1,11 +1,13 @@
 """Exceptions raised by ser-adapt.
 
 Every error a caller can cause is a subclass of ``SerAdaptError`` plus the matching built-in
-(``ValueError``, ``KeyError``, ...), so generic handlers keep working.
+(``ValueError``, ``KeyError``, ...), so generic handlers keep working. This module is the one home
+of the hierarchy: the research layers (``strategies``, ``scenarios``) raise these classes too.
+
+The HTTP service maps each of these classes to a status code explicitly
+(``adapt.service.errors``); any other exception is an internal error (a logged 500).
 """
 from __future__ import annotations
-
-from sklearn.exceptions import NotFittedError as _SkNotFitted
 
 __all__ = [
     "SerAdaptError",
@@ -25,6 +27,18 @@ __all__ = [
     "BackboneNotAvailableError",
     "LabelExistsError",
     "ProfileStoreError",
+    "LengthMismatchError",
+    "InvalidIdError",
+    "ProfileExistsError",
+    "TooManyEmotionsError",
+    "InvalidStateError",
+    "CT2FormatError",
+    "EmbeddingShapeError",
+    "UnknownEmotionError",
+    "DownloadError",
+    "ChecksumError",
+    "ChecksumMismatchError",
+    "ChecksumRequiredError",
 ]
 
 
@@ -64,8 +78,13 @@ class SampleRateError(AudioError):
     """A missing, non-positive or implausible sample rate."""
 
 
-class NotFittedError(_SkNotFitted, SerAdaptError):
-    """A head or model was used before ``fit``; also a scikit-learn ``NotFittedError``."""
+class NotFittedError(SerAdaptError, ValueError, AttributeError):
+    """A head or model was used before ``fit``.
+
+    It has the bases of scikit-learn's ``NotFittedError`` (``ValueError`` and ``AttributeError``),
+    which is what scikit-learn's own checks and ``check_is_fitted`` callers catch, without making
+    ``import adapt`` import scikit-learn.
+    """
 
 
 class UnknownUserError(SerAdaptError, KeyError):
@@ -100,3 +119,51 @@ class LabelExistsError(SerAdaptError, ValueError):
 
 class ProfileStoreError(SerAdaptError, RuntimeError):
     """The profile store cannot be opened or used (newer schema, locked, closed, unreachable)."""
+
+
+class LengthMismatchError(SerAdaptError, ValueError):
+    """Inputs that must pair up do not (e.g. 5 clips but 4 labels)."""
+
+
+class InvalidIdError(SerAdaptError, ValueError):
+    """A tenant or user id that breaks the id rules (``adapt.store.ids``)."""
+
+
+class ProfileExistsError(SerAdaptError, ValueError):
+    """An import would overwrite an existing profile (pass ``overwrite=True`` to replace it)."""
+
+
+class TooManyEmotionsError(SerAdaptError, ValueError):
+    """A user already has the maximum number of their own emotions."""
+
+
+class InvalidStateError(SerAdaptError, ValueError):
+    """A persisted or exported state (user profile, head, model file) is malformed or inconsistent."""
+
+
+class CT2FormatError(InvalidStateError):
+    """The file is not a CTranslate2 ``model.bin`` this reader understands."""
+
+
+class EmbeddingShapeError(SerAdaptError, ValueError):
+    """Embeddings of the wrong shape or dimension (e.g. a minibatch that is not ``[B, D]``)."""
+
+
+class UnknownEmotionError(UnknownLabelError):
+    """An emotion (class) that the data (a feature table, a scenario) does not contain."""
+
+
+class DownloadError(SerAdaptError, OSError):
+    """The file could not be fetched (HTTP error, or the connection kept failing after retries)."""
+
+
+class ChecksumError(SerAdaptError, ValueError):
+    """Base class of checksum problems."""
+
+
+class ChecksumMismatchError(ChecksumError):
+    """The downloaded bytes do not have the expected sha256 (the file is deleted)."""
+
+
+class ChecksumRequiredError(ChecksumError):
+    """No trusted sha256 is known for this archive; the message gives the one computed locally."""

@@ -14,6 +14,21 @@ keeps near-constant dimensions from exploding.
 
 Training data are normalized the same way, speaker by speaker: ``standardize_by_speaker(X, speakers)``.
 
+Two speaker estimators live here, side by side, because two paths need different things:
+
+=========================  =================================================  ==========================
+estimator                  shrinks the speaker's variance toward              used by
+=========================  =================================================  ==========================
+``SpeakerNormalizer``      the speaker's *own* mean variance over dimensions  few-shot recipes and
+                           (``std_shrinkage`` pseudo-clips), relative floor   benchmarks (``scenarios``),
+                                                                              ``standardize_by_speaker``
+``shrink_to_global``       the *global* per-dimension mean and variance       the per-user model
+                           (``prior`` pseudo-clips of the global statistics)  (``adapt.personal``)
+=========================  =================================================  ==========================
+
+``shrink_to_global`` works on running moments (``adapt.stats.RunningMoments``), which is what a
+user's profile stores, so it needs no clip.
+
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -26,13 +41,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads._base import check_state, check_X, check_Xy, require_fitted, state_header
+from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["SpeakerNormalizer", "standardize_by_speaker"]
+from .stats import STD_FLOOR, RunningMoments
+from .validation import check_state, check_X, check_Xy, require_fitted, state_header
+
+__all__ = ["SpeakerNormalizer", "standardize_by_speaker", "shrink_to_global"]
 
 
-class SpeakerNormalizer:
-    """Mean/std of one speaker's embeddings, estimated from a few clips.
+class SpeakerNormalizer(TransformerMixin, BaseEstimator):
+    """Mean/std of one speaker's embeddings, estimated from a few clips (a scikit-learn transformer).
 
     Args:
         with_std: divide by the std (True) or only subtract the mean (False).
@@ -44,21 +62,21 @@ class SpeakerNormalizer:
     """
 
     def __init__(self, *, with_std: bool = True, std_shrinkage: float = 4.0, std_floor: float = 0.05) -> None:
-        if not isinstance(with_std, bool):
-            raise TypeError(f"with_std must be a bool, got {with_std!r}")
-        for name, v in (("std_shrinkage", std_shrinkage), ("std_floor", std_floor)):
-            if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         self.with_std = with_std
-        self.std_shrinkage = float(std_shrinkage)
-        self.std_floor = float(std_floor)
-        self.mean_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
-        self.n_samples_ = 0
-        self.n_features_in_: int | None = None
+        self.std_shrinkage = std_shrinkage
+        self.std_floor = std_floor
+
+    def _check_params(self) -> None:
+        if not isinstance(self.with_std, (bool, np.bool_)):
+            raise TypeError(f"with_std must be a bool, got {self.with_std!r}")
+        for name in ("std_shrinkage", "std_floor"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
 
     def fit(self, X, y=None) -> "SpeakerNormalizer":
         """Estimate mean and scale from ``X [N, D]`` (``N >= 1``); with labels ``y``, classes weigh equally."""
+        self._check_params()
         if y is None:
             X = check_X(X).astype(np.float64)
             w = np.full(len(X), 1.0 / len(X))
@@ -76,10 +94,10 @@ class SpeakerNormalizer:
             # weighted variance with the small-sample (n / (n - 1)) correction; n = 1 has no spread
             var = w @ (X - mean) ** 2 * (n / (n - 1) if n > 1 else 0.0)
             avg = float(var.mean())
-            k = self.std_shrinkage
+            k = float(self.std_shrinkage)
             var = (n * var + k * avg) / (n + k) if n + k > 0 else var
             std = np.sqrt(var)
-            floor = max(self.std_floor * float(np.sqrt(avg)) if avg > 0 else 0.0, 1e-8)
+            floor = max(float(self.std_floor) * float(np.sqrt(avg)) if avg > 0 else 0.0, 1e-8)
             self.scale_ = np.maximum(std, floor) if avg > 0 else np.ones_like(std)
         else:
             self.scale_ = np.ones_like(mean)
@@ -90,9 +108,6 @@ class SpeakerNormalizer:
         require_fitted(self, "mean_")
         X = check_X(X, dim=self.n_features_in_)
         return ((X - self.mean_) / self.scale_).astype(np.float32)
-
-    def fit_transform(self, X, y=None) -> np.ndarray:
-        return self.fit(X, y).transform(X)
 
     def get_state(self) -> dict:
         """JSON-serializable state (config, mean, scale, sample count)."""
@@ -142,3 +157,27 @@ def standardize_by_speaker(X, speakers, y=None, *, min_emotions: int = 2, **norm
         norm = SpeakerNormalizer(**normalizer_opts).fit(X[rows], None if labels is None else labels[rows])
         out[rows] = norm.transform(X[rows])
     return out
+
+
+def shrink_to_global(moments: RunningMoments, g_mean: np.ndarray, g_std: np.ndarray,
+                     prior: float) -> tuple[np.ndarray, np.ndarray]:
+    """A speaker's mean and std ``[D]`` pooled with ``prior`` pseudo-clips of the global statistics.
+
+    ``moments``: the speaker's running moments (``n`` clips, ``mean``, ``m2``); ``g_mean`` /
+    ``g_std``: the global statistics. With no clip the global statistics come back; with many the
+    speaker's own. The std is floored at ``adapt.stats.STD_FLOOR``. Returns float32 ``(mu, sd)``.
+
+    Example:
+        >>> m = RunningMoments.of(np.array([[2.0], [4.0]]))
+        >>> mu, sd = shrink_to_global(m, np.array([0.0]), np.array([1.0]), prior=2.0)
+        >>> float(mu[0]), round(float(sd[0]), 3)
+        (1.5, 1.803)
+    """
+    n, k = float(moments.n), float(prior)
+    if n + k <= 0:
+        raise ValueError(f"need at least one clip or a prior > 0, got n={n}, prior={k}")
+    g_mean = np.asarray(g_mean, dtype=np.float64)
+    mu = (n * moments.mean + k * g_mean) / (n + k)
+    var = (moments.m2 + k * np.asarray(g_std, dtype=np.float64) ** 2
+           + (n * k / (n + k)) * (moments.mean - g_mean) ** 2) / (n + k)
+    return mu.astype(np.float32), np.maximum(np.sqrt(var), STD_FLOOR).astype(np.float32)

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from adapt.errors import BackboneNotAvailableError  # noqa: E402
 from adapt.metrics import unweighted_average_recall  # noqa: E402
-from adapt.pooling import combine_layers  # noqa: E402
-from scenarios.features import corpus_features, corpus_layer_features  # noqa: E402
+from adapt.embedding.pooling import combine_layers  # noqa: E402
+from scenarios.tables import corpus_features, corpus_layer_features  # noqa: E402
 from scenarios.splits import speaker_kfold  # noqa: E402
 from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
@@ -131,7 +131,7 @@ def main() -> None:
         lines += ["### Choosing the default layer combination (nested speaker CV, training folds only)", "",
                   "Inner 4-fold speaker CV inside each outer training fold of RAVDESS and EmoDB; columns are inner "
                   "mean UA per candidate; the pick is then scored once on the outer test speakers.", "", *table, "",
-                  f"Picks over the 10 outer folds: {counts}. Decision: adapt.embed.DEFAULT_LAYERS = "
+                  f"Picks over the 10 outer folds: {counts}. Decision: adapt.embedding.DEFAULT_LAYERS = "
                   f"{max(counts, key=counts.get)!r} (most often best on training speakers).", ""]
     lines.append(f"Wall time: {time.time() - t0:.0f} s.")
     out = publish("backbones", "\n".join(lines) + "\n")

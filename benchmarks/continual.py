@@ -5,8 +5,8 @@ EMOVO and URDU embeddings (offline Whisper tiny.en, all layers; cached by ``corp
 every registry strategy x 3 seeds (each seed re-draws the speaker split). Nothing is chosen on
 test speakers: per seed, the embedding normalization (per speaker vs per corpus) is picked with
 Joint training on a validation scenario built from the training speakers only
-(``scenarios.tuning.validation_scenario``), then each tunable strategy's main option
-(``scenarios.tuning.DEFAULT_GRIDS``) is picked on the same validation scenario; all other options
+(``scenarios.continual.tuning.validation_scenario``), then each tunable strategy's main option
+(``scenarios.continual.tuning.DEFAULT_GRIDS``) is picked on the same validation scenario; all other options
 are the registry defaults.
 
     .venv/bin/python benchmarks/continual.py                  # full run (~30-60 min on 2 busy cores)
@@ -52,7 +52,7 @@ def tune(features, scenario_name: str, seed: int, strategies: list[str], log: di
     """(normalization, {strategy: {option: value}}) for one seed, chosen on validation speakers."""
     from scenarios.continual import make_scenario
     from scenarios.runner import run_one
-    from scenarios.tuning import DEFAULT_GRIDS, select_option, validation_scenario
+    from scenarios.continual.tuning import DEFAULT_GRIDS, select_option, validation_scenario
 
     key = f"{scenario_name}/seed{seed}"
     entry = log.get(key)
@@ -212,14 +212,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from adapt.commands.bench import load_features
+    from scenarios.tables import FeatureTable
 
     seeds = 1 if args.quick else args.seeds
     strategies = ["naive", "ewc", "replay", "joint"] if args.quick else args.strategies.split(",")
     load0 = os.getloadavg()
     t_start = time.perf_counter()
     t0 = time.perf_counter()
-    features = load_features(list(CORPORA), None, progress=True)
+    features = FeatureTable.from_corpora(list(CORPORA), progress=True)
     load_s = time.perf_counter() - t0
     plots_dir = HERE / "results" / "continual"
     plots_dir.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,13 @@
 """Few-shot benchmark: personalization, meta-learned heads, new corpus, new emotion, enrollment time.
 
 Writes ``benchmarks/results/fewshot.md`` and rebuilds BENCHMARKS.md. Features come from
-``scenarios.features.corpus_features`` (default offline backbone, cached under ``.cache/``).
+``scenarios.tables.corpus_features`` (default offline backbone, cached under ``.cache/``).
 
     .venv/bin/python benchmarks/fewshot.py            # everything (5-11 min on 2 shared cores)
     .venv/bin/python benchmarks/fewshot.py --quick    # 1 and 5 shots, 5-fold instead of LOSO
 
 No hyper-parameter is tuned here: every recipe runs with the fixed defaults of
-``scenarios.fewshot_methods.MethodConfig`` and ``adapt.heads`` (see their docstrings).
+``scenarios.fewshot.recipes.RecipeConfig`` and ``adapt.heads`` (see their docstrings).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scenarios.features import FeatureSet, corpus_features  # noqa: E402
+from scenarios.tables import FeatureTable, corpus_features  # noqa: E402
 from scenarios.fewshot import new_corpus, new_emotion, personalization, select_by_corpus_cv  # noqa: E402
 from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
@@ -63,7 +63,7 @@ def personalization_tables(feats, shots, folds, log) -> tuple[list[str], dict]:
         modes = ("disjoint", "overlap") if has_text else ("overlap",)
         f = folds if folds != "loso" or len(set(fs.speakers)) <= 24 else 5
         t = time.time()
-        rows = personalization(fs, methods=PERSONAL_METHODS, shots=shots, modes=modes, folds=f, n_boot=1000)
+        rows = personalization(fs, recipes=PERSONAL_METHODS, shots=shots, modes=modes, folds=f, n_boot=1000)
         log(f"personalization {name}: {time.time() - t:.0f} s")
         by = {(r.method, r.mode, r.shots): r for r in rows}
         summary[name] = by
@@ -89,15 +89,15 @@ def personalization_tables(feats, shots, folds, log) -> tuple[list[str], dict]:
 
 
 def meta_table(feats, shots, folds, episodes, log) -> list[str]:
-    from scenarios.fewshot_methods import MethodConfig
+    from scenarios.fewshot.recipes import RecipeConfig
 
-    cfg = MethodConfig(meta_episodes=episodes)
+    cfg = RecipeConfig(meta_episodes=episodes)
     out = ["| corpus | method | " + " | ".join(f"K={k}" for k in shots) + " |", "|---|---|" + "---|" * len(shots)]
     for name in ("ravdess", "emodb", "emovo"):
         if name not in feats:
             continue
         t = time.time()
-        rows = personalization(feats[name], methods=META_METHODS, shots=shots, modes=("disjoint",), folds=folds,
+        rows = personalization(feats[name], recipes=META_METHODS, shots=shots, modes=("disjoint",), folds=folds,
                                config=cfg, n_boot=1000)
         log(f"meta {name}: {time.time() - t:.0f} s")
         by = {(r.method, r.shots): r for r in rows}
@@ -114,8 +114,8 @@ def corpus_table(feats, shots, log) -> tuple[list[str], dict]:
     res = {}
     for name in feats:
         t = time.time()
-        train = FeatureSet.concat([f for n, f in feats.items() if n != name])
-        rows = new_corpus(train, feats[name], methods=methods, shots=shots, n_boot=1000)
+        train = FeatureTable.concat([f for n, f in feats.items() if n != name])
+        rows = new_corpus(train, feats[name], recipes=methods, shots=shots, n_boot=1000)
         log(f"new corpus {name}: {time.time() - t:.0f} s")
         by = {(r.method, r.shots): r for r in rows}
         res[name] = by
@@ -126,8 +126,8 @@ def corpus_table(feats, shots, log) -> tuple[list[str], dict]:
         if len(others) >= 2:
             # the fine-tuning pull chosen by leave-one-corpus-out CV on the training corpora only
             t = time.time()
-            cfg, scores = select_by_corpus_cv(others, method="linear-ft+norm", grid={"ft_decay": FT_GRID})
-            rows = new_corpus(train, feats[name], methods=["linear-ft+norm"], shots=shots, config=cfg, n_boot=1000)
+            cfg, scores = select_by_corpus_cv(others, recipe="linear-ft+norm", grid={"ft_decay": FT_GRID})
+            rows = new_corpus(train, feats[name], recipes=["linear-ft+norm"], shots=shots, config=cfg, n_boot=1000)
             log(f"new corpus {name} inner CV: {time.time() - t:.0f} s, scores {scores}")
             cv = {(r.method, r.shots): r for r in rows}
             res[name]["cv"] = (cfg.ft_decay, cv)
@@ -160,7 +160,7 @@ def emotion_table(feats, shots, log) -> tuple[list[str], dict]:
 def enrollment_timing(fs) -> tuple[list[str], float]:
     from adapt.heads import PrototypeHead
     from adapt.normalization import SpeakerNormalizer
-    from scenarios.fewshot_methods import make_method
+    from scenarios.fewshot.recipes import make_recipe
 
     rng = np.random.default_rng(0)
     emotions = sorted(set(fs.y))[:8]
@@ -172,7 +172,7 @@ def enrollment_timing(fs) -> tuple[list[str], float]:
         norm = SpeakerNormalizer().fit(X, y)
         PrototypeHead(prior=prior).fit(norm.transform(X), y)
 
-    rec = make_method("linear-ft+norm").fit_reference(fs.X[: len(fs.X) // 2], fs.y[: len(fs.X) // 2],
+    rec = make_recipe("linear-ft+norm").fit_reference(fs.X[: len(fs.X) // 2], fs.y[: len(fs.X) // 2],
                                                       fs.speakers[: len(fs.X) // 2])
     rows = ["| enrollment (5 clips x 8 emotions, from cached embeddings) | median ms | p90 ms | reps |",
             "|---|---|---|---|"]

@@ -42,7 +42,7 @@ def time_epochs(n_clips: int, unfreeze: list[int], batch_size: int) -> list[dict
 
     from adapt.backbones import get_backbone
     from adapt.finetune import EncoderClassifier
-    from scenarios.audio_data import AudioClipDataset, collate_audio
+    from scenarios.continual.audio import AudioClipDataset, collate_audio
     from scenarios.corpora import load_corpus
 
     rav = load_corpus("ravdess")
@@ -83,10 +83,10 @@ def time_epochs(n_clips: int, unfreeze: list[int], batch_size: int) -> list[dict
 def continual(shots: int, epochs: int, strategies: list[str], lr: float) -> tuple[list[dict], object]:
     from adapt.backbones import get_backbone
     from adapt.finetune import EncoderClassifier
-    from scenarios.audio_data import audio_scenario, clip_table, run_audio
+    from scenarios.continual.audio import audio_scenario, clip_table, run_audio
     from scenarios.continual import language_incremental
 
-    table = clip_table(["ravdess", "emodb"])
+    table = FeatureTable.from_clips(["ravdess", "emodb"])
     audio = audio_scenario(language_incremental(table, normalize="none", shots=shots, seed=0), table, max_seconds=3.0)
     runs = []
     for name in strategies:

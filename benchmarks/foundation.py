@@ -56,11 +56,11 @@ def resample_table(seconds: float = 60.0) -> list[str]:
     return rows
 
 
-def _split_stats(spk, lab, txt, speakers, k, allow_fewer):
+def _split_stats(spk, lab, txt, speakers, k, shortfall):
     enroll, test, reasons = [], [], {}
     for target in speakers:
         try:
-            e, t = personalization_split(spk, lab, target, shots=k, text_ids=txt, allow_fewer=allow_fewer, seed=0)
+            e, t = personalization_split(spk, lab, target, shots=k, text_ids=txt, shortfall=shortfall, seed=0)
         except TooFewClipsError as err:
             msg = str(err)
             key = ("too few clips of an emotion" if "too few clips" in msg
@@ -75,7 +75,7 @@ def _split_stats(spk, lab, txt, speakers, k, allow_fewer):
 
 def protocol_table(names: list[str]) -> list[str]:
     rows = ["| corpus | K shots | sentence-disjoint | eligible targets (strict) | why not | "
-            "eligible with allow_fewer | median enroll / test clips (allow_fewer) |",
+            "eligible with the cap | median enroll / test clips (cap) |",
             "|---|---|---|---|---|---|---|"]
     for name in names:
         corpus = load_corpus(name)
@@ -85,8 +85,8 @@ def protocol_table(names: list[str]) -> list[str]:
         disjoint = any(t is not None for t in txt)
         n = len(corpus.speakers)
         for k in SHOTS:
-            strict, _, reasons = _split_stats(spk, lab, txt, corpus.speakers, k, False)
-            enroll, test, _ = _split_stats(spk, lab, txt, corpus.speakers, k, True)
+            strict, _, reasons = _split_stats(spk, lab, txt, corpus.speakers, k, "fail")
+            enroll, test, _ = _split_stats(spk, lab, txt, corpus.speakers, k, "cap")
             why = ", ".join(f"{r}: {v}" for r, v in sorted(reasons.items())) or "-"
             sizes = f"{np.median(enroll):.0f} / {np.median(test):.0f}" if enroll else "-"
             rows.append(f"| {name} | {k} | {'yes' if disjoint else 'no (no fixed texts)'} | {len(strict)}/{n} | "
@@ -135,7 +135,7 @@ def main() -> None:
         "`personalization_split(speakers, labels, target, shots=K, text_ids=..., sentence_disjoint=True, seed=0)` "
         "for every speaker of each corpus. Enrollment = K clips of every emotion the target has; test = the target's "
         "clips of other sentences (RAVDESS, EmoDB, EMOVO) or all remaining clips (URDU, no fixed texts). "
-        "`allow_fewer=True` gives an emotion min(K, available) clips and always keeps a sentence for test.", "",
+        "`shortfall=\"cap\"` enrolls up to K clips per emotion from at most half of the speaker's sentences (split by clip: one clip of each emotion stays for test).", "",
         *protocol_table(names), "",
         "### Speaker-disjoint k-fold balance", "",
         *kfold_table(names), "",

@@ -34,9 +34,9 @@ CORPORA = ("ravdess", "emodb", "emovo", "urdu")
 
 
 def _features():
-    from scenarios.features import FeatureSet, corpus_features
+    from scenarios.tables import FeatureTable, corpus_features
 
-    return FeatureSet.concat([corpus_features(c) for c in CORPORA])
+    return FeatureTable.concat([corpus_features(c) for c in CORPORA])
 
 
 def _null_embedder(waves):
@@ -46,8 +46,8 @@ def _null_embedder(waves):
 def accuracy(fs, *, eval_corpora, shots, dims, folds=5, seed=0, C=0.1):
     """Rows ``(corpus, dim, K, n_speakers, UA global linear, UA global protos, UA norm-only, UA personalized)``."""
     from adapt.metrics import unweighted_average_recall as ua
-    from adapt.personal_model import GlobalHead
-    from adapt.personalizer import Personalizer, PersonalizerConfig
+    from adapt.personal import GlobalHead
+    from adapt.personal import Personalizer, PersonalizerConfig
     from scenarios.splits import personalization_split, speaker_kfold
 
     rows = []
@@ -106,8 +106,8 @@ def speed(fs, *, repeats=30):
     """Predict overhead over the backbone forward; enroll of 5 x 8 from cached embeddings."""
     from adapt import get_backbone
     from adapt.audio import load_audio
-    from adapt.embed import embed
-    from adapt.personalizer import Personalizer, default_head_path
+    from adapt.embedding import embed
+    from adapt.personal import Personalizer, default_head_path
     from scenarios.corpora import load_corpus
 
     rows = {}
@@ -160,9 +160,9 @@ def store_lookup(*, users=100_000, lookups=20_000, seed=0):
     SQLite store holding ``users`` profiles of 8 emotions in the shipped head's space."""
     import sqlite3
 
-    from adapt.personal_model import GlobalHead, UserState
-    from adapt.personalizer import Personalizer, default_head_path
-    from adapt.profiles import open_store
+    from adapt.personal import GlobalHead, UserState
+    from adapt.personal import Personalizer, default_head_path
+    from adapt.store import open_store
 
     head = GlobalHead.load(default_head_path())
     rng = np.random.default_rng(seed)

@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 
 def _timed_embed(bb, wave) -> float:
-    from adapt.embed import embed
+    from adapt.embedding import embed
 
     t = time.perf_counter()
     embed(bb, [wave], cache=False)
@@ -56,8 +56,8 @@ def main() -> None:
 
     from adapt import get_backbone
     from adapt.audio import load_audio
-    from adapt.embed import embed
-    from adapt.profiles import open_store
+    from adapt.embedding import embed
+    from adapt.store import open_store
     from scenarios.corpora import load_corpus
 
     torch.set_num_threads(2)

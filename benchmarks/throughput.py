@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from adapt.audio import load_audio  # noqa: E402
 from adapt.backbones import get_backbone  # noqa: E402
-from adapt.embed import EmbeddingCache, embed_layers  # noqa: E402
+from adapt.embedding import EmbeddingCache, embed_layers  # noqa: E402
 from scenarios.corpora import load_corpus  # noqa: E402
 from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 

@@ -37,11 +37,14 @@ import numpy as np
 import torch
 
 from adapt import metrics
-from strategies import STRATEGIES, make_head, make_strategy, predict_scores
+from adapt.finetune import predict_audio
+from adapt.nn import MLPClassifier
+from strategies import STRATEGIES, make_strategy, predict_scores
 
-from .continual import ContinualScenario
+from .continual.builders import ContinualScenario
 
-__all__ = ["run_one", "run_benchmark", "BenchmarkResult", "aggregate", "score_matrix"]
+__all__ = ["run_one", "run_benchmark", "BenchmarkResult", "aggregate", "score_matrix", "audio_ua_row",
+           "seed_everything"]
 
 RUN_VERSION = 1
 
@@ -74,14 +77,15 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (what Avalanche and torch draw from)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def score_matrix(strategy, scenario: ContinualScenario) -> list[float]:
-    """UA of ``strategy`` on each experience's test set (one row of the accuracy matrix)."""
+    """UA of ``strategy`` on each experience's test set of embeddings (one accuracy-matrix row)."""
     classes = np.asarray(scenario.classes)
     row = []
     for x, y in scenario.test_data:
@@ -90,21 +94,45 @@ def score_matrix(strategy, scenario: ContinualScenario) -> list[float]:
     return row
 
 
-def run_one(scenario: ContinualScenario, strategy: str, seed: int, *, strategy_opts: dict | None = None,
-            head_opts: dict | None = None, on_experience: Callable[[int], None] | None = None) -> dict:
+def audio_ua_row(strategy, audio, *, batch_size: int = 16) -> list[float]:
+    """UA of ``strategy.model`` on each test experience of an ``AudioScenario`` (one accuracy-matrix row)."""
+    classes = np.asarray(audio.classes)
+    row = []
+    for ds in audio.test_datasets:
+        pred = predict_audio(strategy.model, ds, batch_size=batch_size)
+        row.append(metrics.unweighted_average_recall(classes[np.asarray(ds.targets)], classes[pred]))
+    return row
+
+
+def run_one(scenario, strategy: str, seed: int, *, strategy_opts: dict | None = None,
+            head_opts: dict | None = None, model_factory: Callable[[], torch.nn.Module] | None = None,
+            score_row: Callable | None = None, on_experience: Callable[[int], None] | None = None) -> dict:
     """Train ``strategy`` on ``scenario`` with ``seed``; return the run record (JSON-serializable).
 
-    ``strategy_opts`` go to ``make_strategy`` (e.g. ``{"epochs": 5, "ewc_lambda": 100}``),
-    ``head_opts`` to ``make_head`` (``hidden``, ``layers``, ``dropout``).
+    ``scenario``: a ``ContinualScenario`` (embeddings) or a ``scenarios.continual.audio.AudioScenario``
+    (audio). ``strategy_opts`` go to ``make_strategy`` (e.g. ``{"epochs": 5, "ewc_lambda": 100}``).
+    ``model_factory()`` builds the model after seeding (default: ``adapt.nn.MLPClassifier`` over the
+    embeddings with ``head_opts``: ``hidden``, ``layers``, ``dropout``); ``score_row(strategy,
+    scenario)`` gives one accuracy-matrix row (default: ``score_matrix`` for embeddings,
+    ``audio_ua_row`` for audio).
     """
     spec = STRATEGIES.get(strategy)
     if spec is None:
         raise KeyError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+    audio = hasattr(scenario, "test_datasets")
     opts = dict(strategy_opts or {})
     if "seed" in spec.options() and "seed" not in opts:
         opts["seed"] = int(seed)
-    _seed_everything(seed)
-    model = make_head(input_size=scenario.input_size, num_classes=len(scenario.classes), **(head_opts or {}))
+    seed_everything(seed)
+    if model_factory is None:
+        if audio:
+            raise TypeError("an audio scenario needs model_factory (e.g. an adapt.finetune.EncoderClassifier)")
+        model = MLPClassifier(input_size=scenario.input_size, num_classes=len(scenario.classes), **(head_opts or {}))
+    else:
+        model = model_factory()
+    if audio and "device" not in opts:
+        opts["device"] = str(getattr(model, "device", "cpu"))
+    score_row = score_row or (audio_ua_row if audio else score_matrix)
     _rss_reset()
     rss_start = _rss_now_mb()
     t0 = time.perf_counter()
@@ -115,14 +143,14 @@ def run_one(scenario: ContinualScenario, strategy: str, seed: int, *, strategy_o
         strat = make_strategy(strategy, model, **opts)
         if spec.trains_jointly:
             strat.train(scenario.benchmark.train_stream)
-            final = score_matrix(strat, scenario)
+            final = score_row(strat, scenario)
             matrix = [list(final) for _ in range(T)]
             if on_experience:
                 on_experience(T)
         else:
             for i, experience in enumerate(scenario.benchmark.train_stream):
                 strat.train(experience)
-                matrix.append(score_matrix(strat, scenario))
+                matrix.append(score_row(strat, scenario))
                 if on_experience:
                     on_experience(1)
     wall = time.perf_counter() - t0
@@ -206,7 +234,7 @@ def _write_outputs(result: BenchmarkResult, out: Path, plots: bool) -> None:
                 for j, v in enumerate(row):
                     w.writerow([r["strategy"], r["seed"], result.experiences[i], result.experiences[j], v])
     if plots:
-        from .continual_plots import plot_accuracy_curves, plot_accuracy_matrices
+        from .continual.plots import plot_accuracy_curves, plot_accuracy_matrices
 
         plot_accuracy_matrices(summary, result.experiences, out / "accuracy_matrices.png", title=result.scenario)
         plot_accuracy_curves(result.runs, result.experiences, out / "accuracy_curves.png", title=result.scenario)

@@ -29,7 +29,7 @@ import numpy as np
 
 from adapt.errors import TooFewClipsError, UnknownSpeakerError
 
-__all__ = ["speaker_kfold", "leave_one_speaker_out", "personalization_split"]
+__all__ = ["speaker_kfold", "leave_one_speaker_out", "personalization_split", "SHORTFALLS"]
 
 
 def _as_1d(values, what: str, n: int | None = None) -> np.ndarray:
@@ -132,6 +132,9 @@ def _achieved(labels: np.ndarray, idx: np.ndarray, emotions: list[str], shots: i
     return tuple(min(shots, have.get(e, 0)) for e in emotions)
 
 
+SHORTFALLS = ("fail", "cap")
+
+
 def personalization_split(
     speakers: Sequence,
     labels: Sequence,
@@ -140,7 +143,7 @@ def personalization_split(
     shots: int,
     text_ids: Sequence | None = None,
     sentence_disjoint: bool = True,
-    allow_fewer: bool = False,
+    shortfall: str = "fail",
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Enrollment and test clips of one target speaker (the personalization protocol).
@@ -156,11 +159,13 @@ def personalization_split(
     Where the target's text ids are all ``None`` (a corpus without fixed texts) the split is by
     clip, and every target clip is in enrollment or test.
 
-    ``allow_fewer=True`` gives an emotion fewer than ``shots`` clips instead of failing: what its
-    enrollment sentences hold (e.g. RAVDESS neutral has 2 clips per statement, so 4 shots with one
-    statement held out for test gives neutral 2), or, split by clip, ``min(shots, n - 1)`` of its
-    ``n`` clips so that one is left for test (1 when ``n == 1``). At least one sentence is always
-    kept for test, and every emotion still gets at least one enrollment clip.
+    ``shortfall`` says what happens when that is impossible (an emotion has fewer than ``shots``
+    clips, or they would take every sentence): ``"fail"`` raises ``TooFewClipsError``; ``"cap"``
+    (the one policy of the demo, the few-shot protocols and the application benchmarks) enrolls
+    what exists, up to ``shots`` clips per emotion: sentence-disjoint, it draws sentences in a
+    seeded order until every emotion has ``shots`` clips or half of the target's sentences are
+    taken (e.g. RAVDESS has 2 neutral clips per statement, so 4 shots give neutral 2); split by
+    clip, it leaves at least one clip of every emotion for test.
 
     Arguments:
         speakers: ``(N,)`` speaker id per clip.
@@ -169,7 +174,7 @@ def personalization_split(
         shots: enrollment clips per emotion (K).
         text_ids: ``(N,)`` sentence id per clip, ``None`` entries where unknown.
         sentence_disjoint: keep enrollment and test sentences apart (needs ``text_ids``).
-        allow_fewer: give emotions with fewer than ``shots`` usable clips what there is.
+        shortfall: ``"fail"`` or ``"cap"`` (see above).
         seed: which clips and sentences are drawn.
 
     Returns:
@@ -177,10 +182,11 @@ def personalization_split(
 
     Raises:
         UnknownSpeakerError: ``target`` is not among ``speakers`` (a ``KeyError``).
-        TooFewClipsError: some emotion has fewer than ``shots`` clips (the message names it), no
-            sentence or clip is left for test, or (``allow_fewer``) an emotion occurs only in the
-            sentence kept for test.
-        ValueError: mismatched lengths, or text ids known for only some of the target's clips.
+        TooFewClipsError: ``shortfall="fail"`` and some emotion has fewer than ``shots`` clips (the
+            message names it) or no sentence or clip is left for test; ``"cap"`` and the target has
+            a single sentence (no sentence-disjoint split exists).
+        ValueError: mismatched lengths, text ids known for only some of the target's clips, or an
+            unknown ``shortfall``.
 
     Example:
         >>> spk = ["a"] * 4 + ["b"] * 2
@@ -190,6 +196,8 @@ def personalization_split(
         >>> sorted(set(txt[i] for i in enroll)).__len__(), set(txt[i] for i in enroll) & set(txt[i] for i in test)
         (1, set())
     """
+    if shortfall not in SHORTFALLS:
+        raise ValueError(f"shortfall must be one of {SHORTFALLS}, got {shortfall!r}")
     spk = _speaker_array(speakers)
     lab = _as_1d(labels, "labels", len(spk))
     shots = _check_shots(shots)
@@ -199,81 +207,116 @@ def personalization_split(
         known = sorted(set(spk.tolist()))
         raise UnknownSpeakerError(f"unknown target speaker {target!r}; known speakers: {known}")
     lab = np.array([str(x) for x in lab], dtype=object)
+    txt = _target_texts(text_ids, len(spk), mine, target) if sentence_disjoint else None
+    try:
+        return _strict_split(spk, lab, txt, target_key, mine, shots, seed)
+    except TooFewClipsError:
+        if shortfall == "fail":
+            raise
+    return _capped_split(lab, txt, target, mine, shots, seed)
+
+
+def _target_texts(text_ids, n: int, mine: np.ndarray, target) -> np.ndarray | None:
+    """Text ids as str (``None`` when the target has none: split by clip)."""
+    if text_ids is None:
+        return None
+    txt = _as_1d(text_ids, "text_ids", n)
+    known_txt = [t is not None for t in txt[mine]]
+    if any(known_txt) and not all(known_txt):
+        raise ValueError(
+            f"text_ids are known for {sum(known_txt)} of target {target!r}'s {len(mine)} clips; "
+            "sentence-disjoint splitting needs all or none"
+        )
+    if not any(known_txt):
+        return None
+    return np.array([str(t) for t in txt], dtype=object)
+
+
+def _strict_split(spk, lab, txt, target_key, mine, shots, seed) -> tuple[np.ndarray, np.ndarray]:
+    """``shots`` clips of every emotion, or ``TooFewClipsError``."""
     emotions = sorted(set(lab[mine].tolist()))
     rng = np.random.default_rng(seed)
-
-    txt = None
-    if text_ids is not None and sentence_disjoint:
-        txt = _as_1d(text_ids, "text_ids", len(spk))
-        known_txt = [t is not None for t in txt[mine]]
-        if any(known_txt) and not all(known_txt):
-            raise ValueError(
-                f"text_ids are known for {sum(known_txt)} of target {target!r}'s {len(mine)} clips; "
-                "sentence-disjoint splitting needs all or none"
-            )
-        if not any(known_txt):
-            txt = None  # no fixed texts for this speaker: split by clip
-        else:
-            txt = np.array([str(t) for t in txt], dtype=object)
-
     short = _shortage(lab, mine, emotions, shots)
-    if short and not allow_fewer:
+    if short:
         raise TooFewClipsError(
-            f"target {target!r} has too few clips for {shots} shots of: "
+            f"target {target_key!r} has too few clips for {shots} shots of: "
             + ", ".join(f"{e} ({n} clips)" for e, n in short.items())
-            + " (pass allow_fewer=True to enroll what there is)"
+            + " (shortfall='cap' enrolls what there is)"
         )
-
     if txt is None:
         pool, test_pool = mine, None
     else:
-        sentences = sorted(set(txt[mine].tolist()))
-        chosen: list[str] = []
-        pool = np.array([], dtype=np.int64)
-        for i in rng.permutation(len(sentences)):
-            before = _shortage(lab, pool, emotions, shots)
-            if not before or (allow_fewer and len(chosen) == len(sentences) - 1):
-                break  # done, or (allow_fewer) only the sentence kept for test is left
-            cand = np.flatnonzero((spk == target_key) & (txt == sentences[i]))
-            # only take sentences that help a short emotion, to leave as many as possible for test
-            if any(e in before for e in lab[cand].tolist()):
-                chosen.append(sentences[i])
-                pool = np.sort(np.concatenate([pool, cand]))
-        # drop sentences made redundant by later picks: each one kept out goes to the test set
-        for sent in list(chosen):
-            rest = [c for c in chosen if c != sent]
-            trial = np.flatnonzero((spk == target_key) & np.isin(txt, rest))
-            if rest and _achieved(lab, trial, emotions, shots) == _achieved(lab, pool, emotions, shots):
-                chosen, pool = rest, trial
+        chosen, pool = _choose_sentences(spk, lab, txt, target_key, mine, emotions, shots, rng)
         test_pool = np.flatnonzero((spk == target_key) & ~np.isin(txt, chosen))
         if len(test_pool) == 0:
             raise TooFewClipsError(
-                f"target {target!r}: {shots} shots per emotion need all of its sentences {sentences}, "
-                "leaving none for a sentence-disjoint test set (lower shots, pass allow_fewer=True, "
-                "or sentence_disjoint=False)"
+                f"target {target_key!r}: {shots} shots per emotion need all of its sentences, leaving none "
+                "for a sentence-disjoint test set (lower shots, shortfall='cap', or sentence_disjoint=False)"
             )
-        missing = [e for e, n in zip(emotions, _achieved(lab, pool, emotions, shots)) if n == 0]
-        if missing:
-            raise TooFewClipsError(
-                f"target {target!r}: {missing} occur only in the sentences kept for test; no enrollment clip "
-                "is possible with sentence_disjoint=True"
-            )
-
     enroll = []
     for e in emotions:
         cand = pool[lab[pool] == e]
-        take = shots
-        if allow_fewer and test_pool is None:
-            take = min(shots, max(1, len(cand) - 1))  # leave a test clip of this emotion where one can
-        enroll.extend(cand[rng.permutation(len(cand))[:take]].tolist())
+        enroll.extend(cand[rng.permutation(len(cand))[:shots]].tolist())
     enroll_idx = np.array(sorted(enroll), dtype=np.int64)
-    if test_pool is None:
-        test_idx = np.setdiff1d(mine, enroll_idx).astype(np.int64)
-    else:
-        test_idx = np.asarray(test_pool, dtype=np.int64)
+    test_idx = np.setdiff1d(mine, enroll_idx) if test_pool is None else np.asarray(test_pool)
     if len(test_idx) == 0:
         raise TooFewClipsError(
-            f"target {target!r}: {shots} shots of each of {emotions} take all {len(mine)} of its clips, "
+            f"target {target_key!r}: {shots} shots of each of {emotions} take all {len(mine)} of its clips, "
             "leaving none for test"
         )
-    return enroll_idx, test_idx
+    return enroll_idx, test_idx.astype(np.int64)
+
+
+def _choose_sentences(spk, lab, txt, target_key, mine, emotions, shots, rng) -> tuple[list[str], np.ndarray]:
+    """Sentences (greedy in a seeded order, then pruned of redundant ones) whose clips give every
+    emotion ``shots`` enrollment candidates; returns them and their clip indices."""
+    sentences = sorted(set(txt[mine].tolist()))
+    chosen: list[str] = []
+    pool = np.array([], dtype=np.int64)
+    for i in rng.permutation(len(sentences)):
+        before = _shortage(lab, pool, emotions, shots)
+        if not before:
+            break
+        cand = np.flatnonzero((spk == target_key) & (txt == sentences[i]))
+        # only take sentences that help a short emotion, to leave as many as possible for test
+        if any(e in before for e in lab[cand].tolist()):
+            chosen.append(sentences[i])
+            pool = np.sort(np.concatenate([pool, cand]))
+    # drop sentences made redundant by later picks: each one kept out goes to the test set
+    for sent in list(chosen):
+        rest = [c for c in chosen if c != sent]
+        trial = np.flatnonzero((spk == target_key) & np.isin(txt, rest))
+        if rest and _achieved(lab, trial, emotions, shots) == _achieved(lab, pool, emotions, shots):
+            chosen, pool = rest, trial
+    return chosen, pool
+
+
+def _capped_split(lab, txt, target, mine, shots, seed) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``shots`` clips per emotion (the ``shortfall="cap"`` policy, see ``personalization_split``)."""
+    rng = np.random.default_rng(seed)
+    emotions = set(lab[mine].tolist())
+    if txt is not None:
+        sentences = sorted({str(t) for t in txt[mine]})
+        if len(sentences) < 2:
+            raise TooFewClipsError(f"target {target!r} has a single sentence: no sentence-disjoint split")
+        chosen: list[str] = []
+        for i in rng.permutation(len(sentences)):
+            pool = mine[np.isin(txt[mine], chosen)]
+            counts = {e: int((lab[pool] == e).sum()) for e in emotions}
+            if chosen and (min(counts.values()) >= shots or len(chosen) >= len(sentences) // 2):
+                break
+            chosen.append(sentences[i])
+        pool = mine[np.isin(txt[mine], chosen)]
+        test = np.sort(mine[~np.isin(txt[mine], chosen)])
+        caps = {e: shots for e in emotions}
+    else:
+        pool, test = mine, None
+        # leave at least one clip of every emotion for the test set
+        caps = {e: min(shots, int((lab[mine] == e).sum()) - 1) for e in emotions}
+    enroll = []
+    for e in sorted(caps):
+        cand = pool[lab[pool] == e]
+        enroll.extend(cand[rng.permutation(len(cand))[:max(caps[e], 0)]].tolist())
+    enroll_idx = np.array(sorted(enroll), dtype=np.int64)
+    test_idx = np.setdiff1d(mine, enroll_idx) if test is None else test
+    return enroll_idx, np.asarray(test_idx, dtype=np.int64)

@@ -14,18 +14,12 @@ Example:
 """
 from __future__ import annotations
 
-import warnings
 
 import torch
 from avalanche.models import NCMClassifier
-from avalanche.training.plugins.evaluation import EvaluationPlugin
-
-
-def _silent_evaluator() -> EvaluationPlugin:
-    with warnings.catch_warnings():  # "No loggers specified": silence is what we ask for
-        warnings.simplefilter("ignore")
-        return EvaluationPlugin(loggers=[])
 from avalanche.training.templates import SupervisedTemplate
+
+from .evaluation import silent_evaluator
 
 __all__ = ["NearestClassMean", "NCMHead"]
 
@@ -33,29 +27,29 @@ __all__ = ["NearestClassMean", "NCMHead"]
 class NCMHead(torch.nn.Module):
     """Avalanche ``NCMClassifier`` plus running sums: ``forward(x [B, D]) -> scores [B, C]``.
 
-    Scores are negative distances to the class means (cosine geometry when ``normalize``);
+    Scores are negative distances to the class means (cosine geometry when ``cosine``: embeddings and means L2-normalized);
     unseen classes get ``-inf``.
     """
 
-    def __init__(self, *, input_size: int, num_classes: int, normalize: bool = True):
+    def __init__(self, *, input_size: int, num_classes: int, cosine: bool = True):
         super().__init__()
         if input_size < 1 or num_classes < 1:
             raise ValueError(f"input_size and num_classes must be >= 1, got {input_size}, {num_classes}")
-        self.input_size, self.num_classes, self.normalize = input_size, num_classes, normalize
-        self.ncm = NCMClassifier(normalize=normalize)
+        self.input_size, self.num_classes, self.cosine = input_size, num_classes, cosine
+        self.ncm = NCMClassifier(normalize=cosine)
         self.register_buffer("sums", torch.zeros(num_classes, input_size))
         self.register_buffer("counts", torch.zeros(num_classes))
 
     @torch.no_grad()
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Add embeddings ``x [B, D]`` with labels ``y [B]`` to the running class sums."""
-        if self.normalize:  # mean of unit vectors, as Avalanche's compute_class_means does
+        if self.cosine:  # mean of unit vectors, as Avalanche's compute_class_means does
             x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
         self.sums.index_add_(0, y.long(), x.float())
         self.counts.index_add_(0, y.long(), torch.ones(len(y), device=self.counts.device))
         seen = torch.nonzero(self.counts > 0).flatten().tolist()
         means = {c: self.sums[c] / self.counts[c] for c in seen}
-        if self.normalize:
+        if self.cosine:
             means = {c: m / m.norm().clamp_min(1e-12) for c, m in means.items()}
         self.ncm.replace_class_means_dict(means)
 
@@ -74,18 +68,18 @@ class NCMHead(torch.nn.Module):
 class NearestClassMean(SupervisedTemplate):
     """Nearest-class-mean classifier updated from each experience's embeddings (one pass).
 
-    Arguments (keyword-only): ``input_size``, ``num_classes``, ``normalize`` (cosine geometry),
+    Arguments (keyword-only): ``input_size``, ``num_classes``, ``cosine`` (cosine geometry),
     ``train_mb_size``, ``eval_mb_size``, ``device``, ``plugins``, ``evaluator``.
     """
 
-    def __init__(self, *, input_size: int, num_classes: int, normalize: bool = True,
+    def __init__(self, *, input_size: int, num_classes: int, cosine: bool = True,
                  train_mb_size: int = 256, eval_mb_size: int = 512, device: str | torch.device = "cpu",
                  plugins=None, evaluator=None, **kwargs):
-        model = NCMHead(input_size=input_size, num_classes=num_classes, normalize=normalize)
+        model = NCMHead(input_size=input_size, num_classes=num_classes, cosine=cosine)
         super().__init__(
             model=model, optimizer=None, criterion=torch.nn.CrossEntropyLoss(),  # type: ignore[arg-type]
             train_mb_size=train_mb_size, train_epochs=1, eval_mb_size=eval_mb_size, device=device,
-            plugins=plugins or [], evaluator=evaluator or _silent_evaluator(), **kwargs)
+            plugins=plugins or [], evaluator=evaluator or silent_evaluator(), **kwargs)
 
     def make_optimizer(self, **kwargs) -> None:
         """No optimizer: the class means are closed-form."""

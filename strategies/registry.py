@@ -1,77 +1,56 @@
 """One registry of continual-learning strategies: ``make_strategy(name, model, **opts)``.
 
 Every entry builds an Avalanche strategy (``avalanche.training``) for a small head on frozen
-embeddings; our additions are Avalanche plugins/strategies too (``strategies.plugins``,
-``strategies.ncm``). Common options (keyword-only) and their defaults:
-
-==================  ========  =====================================================
-option              default   meaning
-==================  ========  =====================================================
-lr                  1e-3      Adam learning rate
-epochs              10        passes over each experience
-batch_size          64        training minibatch
-weight_decay        0.0       Adam weight decay
-eval_batch_size     512       evaluation minibatch
-device              "cpu"     torch device
-plugins             None      extra Avalanche plugins
-evaluator           None      Avalanche EvaluationPlugin (default: silent, no loggers)
-==================  ========  =====================================================
+embeddings; our additions are Avalanche plugins/strategies too (``strategies.replay``,
+``strategies.ncm``, ``strategies.slda``). The options every strategy shares are a
+``strategies.TrainConfig`` (``lr``, ``epochs``, ``batch_size``, ``weight_decay``,
+``eval_batch_size``, ``device``), passed as ``train=TrainConfig(...)`` or as keywords of the same
+names; ``plugins`` adds Avalanche plugins and ``evaluator`` replaces the silent default
+(``strategies.evaluation.silent_evaluator``).
 
 Strategy-specific options are listed by ``describe(name)``; an option a strategy does not take
 raises ``TypeError`` naming it; an unknown name raises ``KeyError`` listing the known ones.
-The defaults were fixed before any benchmark was run (values common in the continual-learning
-literature for small MLPs), not tuned on test speakers; see docs/continual.md.
 
 Example:
-    >>> from strategies import make_strategy, make_head
-    >>> model = make_head(input_size=384, num_classes=4)
+    >>> from adapt.nn import MLPClassifier
+    >>> model = MLPClassifier(input_size=384, num_classes=4)
     >>> strategy = make_strategy("ewc", model, ewc_lambda=100.0, epochs=5)
-    >>> type(strategy).__name__
-    'EWC'
+    >>> type(strategy).__name__, strategy.train_epochs
+    ('EWC', 5)
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
-import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
-from avalanche.models import SimpleMLP
 from avalanche.training import (
     AGEM, EWC, GEM, Cumulative, GDumb, JointTraining, LwF, Naive, Replay, StreamingLDA,
 )
-from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
+from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import ClassBalancedBuffer
 
+from adapt.nn import head_dims
+
+from .config import TrainConfig
+from .evaluation import silent_evaluator
 from .ncm import NearestClassMean
-from .plugins import EmbeddingReplayPlugin, PrototypeReplayPlugin
+from .replay import EmbeddingReplayPlugin, PrototypeReplayPlugin
 from .si import CopyingSIPlugin
 from .slda import MinibatchStreamingLDA
 
-__all__ = ["make_strategy", "make_head", "STRATEGIES", "StrategySpec", "describe", "predict_scores",
-           "head_dims"]
+__all__ = ["make_strategy", "STRATEGIES", "StrategySpec", "describe", "predict_scores", "Common"]
 
 
+@dataclass(frozen=True)
+class Common:
+    """What every builder receives: the shared ``TrainConfig``, extra plugins and the evaluator."""
 
-def make_head(*, input_size: int, num_classes: int, hidden: int = 256, layers: int = 1,
-              dropout: float = 0.2) -> torch.nn.Module:
-    """A small MLP head ``[B, input_size] -> logits [B, num_classes]`` (Avalanche ``SimpleMLP``).
-
-    ``model.features`` holds the hidden layers and ``model.classifier`` the output layer.
-    """
-    if input_size < 1 or num_classes < 2:
-        raise ValueError(f"need input_size >= 1 and num_classes >= 2, got {input_size}, {num_classes}")
-    return SimpleMLP(num_classes=num_classes, input_size=input_size, hidden_size=hidden,
-                     hidden_layers=layers, drop_rate=dropout)
-
-
-def head_dims(model: torch.nn.Module) -> tuple[int, int]:
-    """``(input_size, num_classes)`` read from the first and last ``nn.Linear`` of ``model``."""
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    if not linears:
-        raise TypeError(f"cannot infer input/output sizes: {type(model).__name__} has no nn.Linear")
-    return linears[0].in_features, linears[-1].out_features
+    train: TrainConfig
+    plugins: Sequence = ()
+    evaluator: object = None
 
 
 @dataclass(frozen=True)
@@ -88,12 +67,12 @@ class StrategySpec:
         return {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
 
 
-def _sgd(model, common, cls, plugins=(), **kw):
-    opt = torch.optim.Adam(model.parameters(), lr=common["lr"], weight_decay=common["weight_decay"])
+def _sgd(model, common: Common, cls, plugins=(), **kw):
+    t = common.train
+    opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     return cls(model=model, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(),
-               train_mb_size=common["batch_size"], train_epochs=common["epochs"],
-               eval_mb_size=common["eval_batch_size"], device=common["device"],
-               plugins=list(common["plugins"]) + list(plugins), evaluator=common["evaluator"], **kw)
+               train_mb_size=t.batch_size, train_epochs=t.epochs, eval_mb_size=t.eval_batch_size, device=t.device,
+               plugins=list(common.plugins) + list(plugins), evaluator=common.evaluator, **kw)
 
 
 def _naive(model, common):
@@ -161,21 +140,21 @@ def _prototype_replay(model, common, *, replay_batch_size: int | None = None, sc
     return _sgd(model, common, Naive, plugins=[plugin])
 
 
-def _ncm(model, common, *, normalize: bool = True):
+def _ncm(model, common: Common, *, cosine: bool = True):
     input_size, num_classes = head_dims(model)
-    return NearestClassMean(input_size=input_size, num_classes=num_classes, normalize=normalize,
-                            train_mb_size=max(common["batch_size"], 256),
-                            eval_mb_size=common["eval_batch_size"], device=common["device"],
-                            plugins=list(common["plugins"]), evaluator=common["evaluator"])
+    t = common.train
+    return NearestClassMean(input_size=input_size, num_classes=num_classes, cosine=cosine,
+                            train_mb_size=max(t.batch_size, 256), eval_mb_size=t.eval_batch_size, device=t.device,
+                            plugins=list(common.plugins), evaluator=common.evaluator)
 
 
 def _slda(model, common, *, shrinkage: float = 1e-4, streaming_update_sigma: bool = True):
     input_size, num_classes = head_dims(model)
+    t = common.train
     return MinibatchStreamingLDA(input_size=input_size, num_classes=num_classes, shrinkage=shrinkage,
-                                 streaming_update_sigma=streaming_update_sigma,
-                                 train_mb_size=max(common["batch_size"], 256),
-                                 eval_mb_size=common["eval_batch_size"], device=common["device"],
-                                 plugins=list(common["plugins"]), evaluator=common["evaluator"])
+                                 streaming_update_sigma=streaming_update_sigma, train_mb_size=max(t.batch_size, 256),
+                                 eval_mb_size=t.eval_batch_size, device=t.device, plugins=list(common.plugins),
+                                 evaluator=common.evaluator)
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -199,10 +178,6 @@ STRATEGIES: dict[str, StrategySpec] = {
     "slda": StrategySpec(_slda, "Avalanche streaming LDA on the embeddings, minibatch covariance update (Hayes & Kanan 2020)"),
 }
 
-_COMMON = {"lr": 1e-3, "epochs": 10, "batch_size": 64, "weight_decay": 0.0, "eval_batch_size": 512,
-           "device": "cpu", "plugins": None, "evaluator": None}
-
-
 def _spec(name: str) -> StrategySpec:
     try:
         return STRATEGIES[name]
@@ -213,20 +188,21 @@ def _spec(name: str) -> StrategySpec:
 def describe(name: str) -> dict:
     """The description and the options (with defaults) of one strategy."""
     spec = _spec(name)
-    return {"name": name, "description": spec.description, "common": dict(_COMMON), "options": spec.options()}
+    return {"name": name, "description": spec.description, "common": dataclasses.asdict(TrainConfig()),
+            "options": spec.options()}
 
 
-def make_strategy(name: str, model: torch.nn.Module, *, lr: float = 1e-3, epochs: int = 10,
-                  batch_size: int = 64, weight_decay: float = 0.0, eval_batch_size: int = 512,
-                  device: str | torch.device = "cpu", plugins=None, evaluator=None, **opts):
+def make_strategy(name: str, model: torch.nn.Module, *, train: TrainConfig | None = None, plugins=None,
+                  evaluator=None, **opts):
     """Build the registered Avalanche strategy ``name`` around ``model``.
 
     Arguments:
         name: a key of ``STRATEGIES`` (``"naive"``, ``"ewc"``, ``"replay"``, ``"joint"``, ...).
-        model: a head ``[B, D] -> logits [B, C]``, e.g. ``make_head(...)``; ``"ncm"`` and
-            ``"slda"`` classify the embeddings directly and only read ``D`` and ``C`` from it.
-        lr, epochs, batch_size, weight_decay, eval_batch_size, device, plugins, evaluator:
-            common options (see the module docstring).
+        model: a head ``[B, D] -> logits [B, C]``, e.g. ``adapt.nn.MLPClassifier(...)``; ``"ncm"``
+            and ``"slda"`` classify the embeddings directly and only read ``D`` and ``C`` from it.
+        train: the shared options (``TrainConfig``); fields of it may also be given as keywords
+            (``epochs=5``), which override ``train``.
+        plugins: extra Avalanche plugins; evaluator: an ``EvaluationPlugin`` (default: silent).
         **opts: strategy-specific options (``describe(name)["options"]``).
 
     Returns an ``avalanche.training`` template; train it with ``strategy.train(experience)``
@@ -235,24 +211,14 @@ def make_strategy(name: str, model: torch.nn.Module, *, lr: float = 1e-3, epochs
     spec = _spec(name)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    for key, value, low in (("lr", lr, 0.0), ("epochs", epochs, 1), ("batch_size", batch_size, 1),
-                            ("eval_batch_size", eval_batch_size, 1)):
-        if not (value > low if key == "lr" else value >= low):
-            raise ValueError(f"{key} must be {'> 0' if key == 'lr' else '>= 1'}, got {value!r}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    shared = {k: opts.pop(k) for k in list(opts) if k in TrainConfig.field_names()}
+    train = dataclasses.replace(train or TrainConfig(), **shared)
     allowed = spec.options()
     unknown = sorted(set(opts) - set(allowed))
     if unknown:
         raise TypeError(f"strategy {name!r} does not take option(s) {unknown}; "
-                        f"its options: {sorted(allowed) or 'none'}")
-    if evaluator is None:
-        with warnings.catch_warnings():  # "No loggers specified": silence is what we ask for
-            warnings.simplefilter("ignore")
-            evaluator = EvaluationPlugin(loggers=[])
-    common = {"lr": lr, "epochs": int(epochs), "batch_size": int(batch_size), "weight_decay": weight_decay,
-              "eval_batch_size": int(eval_batch_size), "device": device, "plugins": plugins or [],
-              "evaluator": evaluator}
+                        f"its options: {sorted(allowed) or 'none'}; shared options: {list(TrainConfig.field_names())}")
+    common = Common(train=train, plugins=tuple(plugins or ()), evaluator=evaluator or silent_evaluator())
     return spec.build(model, common, **opts)
 
 

@@ -16,18 +16,11 @@ Example:
 """
 from __future__ import annotations
 
-import warnings
 
 import torch
 from avalanche.training import StreamingLDA
-from avalanche.training.plugins.evaluation import EvaluationPlugin
 
-
-def _silent_evaluator() -> EvaluationPlugin:
-    with warnings.catch_warnings():  # "No loggers specified": silence is what we ask for
-        warnings.simplefilter("ignore")
-        return EvaluationPlugin(loggers=[])
-
+from .evaluation import silent_evaluator
 
 __all__ = ["MinibatchStreamingLDA"]
 
@@ -52,7 +45,7 @@ class MinibatchStreamingLDA(StreamingLDA):
                          input_size=input_size, num_classes=num_classes, shrinkage_param=shrinkage,
                          streaming_update_sigma=streaming_update_sigma, train_epochs=1,
                          train_mb_size=train_mb_size, eval_mb_size=eval_mb_size, device=device,
-                         plugins=plugins or [], evaluator=evaluator or _silent_evaluator(), **kwargs)
+                         plugins=plugins or [], evaluator=evaluator or silent_evaluator(), **kwargs)
         # Avalanche starts Sigma at all-ones (rank 1); start from the identity until data arrive.
         self.Sigma = torch.eye(input_size, device=self.device)
         self.scatter = torch.zeros((input_size, input_size), device=self.device)

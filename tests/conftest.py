@@ -7,13 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scenarios.corpora import available_corpora, data_root
+from scenarios.corpora import DEV_CORPORA, available_corpora, data_root
 
 # Never let anything in the test run reach for a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-SHARED_CORPORA = ("ravdess", "emodb", "emovo", "urdu")
+SHARED_CORPORA = DEV_CORPORA
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs the real corpora (the ``data_dir`` fixture, directly or through the
+    corpus fixtures) is marked ``corpora``: ``pytest -m "not corpora"`` is the fast unit tier."""
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.corpora)
 
 
 def _require_data() -> Path:
@@ -71,7 +79,7 @@ def pg_url():
 
     Skips with the reason where no server binaries exist; under CI it fails instead.
     """
-    from personalizer_helpers import start_postgres
+    from tests.helpers.personal import start_postgres
 
     url, stop = start_postgres()
     if url is None:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of, pad_batch
+from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of, pad_batch, pad_frames, per_clip
 
 __all__ = ["Backbone", "BackboneSpec", "LayerStack", "get_backbone", "available_backbones", "BACKBONES",
-           "DEFAULT_BACKBONE", "fingerprint_of", "pad_batch"]
+           "DEFAULT_BACKBONE", "fingerprint_of", "pad_batch", "pad_frames", "per_clip"]
 
 DEFAULT_BACKBONE = "whisper-tiny.en"
 

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["BackboneSpec", "LayerStack", "Backbone", "fingerprint_of", "pad_batch"]
+__all__ = ["BackboneSpec", "LayerStack", "Backbone", "fingerprint_of", "pad_batch", "pad_frames", "per_clip"]
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,37 @@ def pad_batch(waves: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor,
     for i, t in enumerate(tensors):
         if t.ndim != 1:
             raise ValueError(f"waveform {i} must be 1-D (samples,), got shape {tuple(t.shape)}")
-    lengths = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long)
-    out = torch.zeros(len(tensors), int(lengths.max()))
-    for i, t in enumerate(tensors):
-        out[i, : t.shape[0]] = t
+    return pad_frames(tensors)
+
+
+def pad_frames(parts: Sequence[torch.Tensor], *, time_dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad per-clip tensors along ``time_dim`` and stack them: ``(B, ...)`` plus lengths ``(B,)``.
+
+    ``parts``: ``B`` tensors of equal shape except along ``time_dim`` (``0`` for ``(T_i, D)`` frames,
+    ``-1`` for ``(C, T_i)`` spectrograms). The shared scaffolding of backbones that run part of
+    their model clip by clip (so a padded batch equals one-by-one calls).
+    """
+    if len(parts) == 0:
+        raise ValueError("pad_frames needs at least one tensor, got 0")
+    lengths = torch.tensor([int(p.shape[time_dim]) for p in parts], dtype=torch.long)
+    shape = list(parts[0].shape)
+    shape[time_dim] = int(lengths.max())
+    out = parts[0].new_zeros((len(parts), *shape))
+    for b, p in enumerate(parts):
+        out[b].narrow(time_dim, 0, p.shape[time_dim]).copy_(p)
     return out, lengths
+
+
+def per_clip(wavs: torch.Tensor, lengths: torch.Tensor, fn) -> torch.Tensor:
+    """``fn`` applied to each clip's valid samples ``wavs[b, :lengths[b]]``; zeros after each clip.
+
+    For per-utterance waveform normalization, whose statistics must never see the padding.
+    """
+    out = torch.zeros_like(wavs)
+    for b in range(wavs.shape[0]):
+        n = int(lengths[b])
+        out[b, :n] = fn(wavs[b, :n])
+    return out
 
 
 class Backbone(torch.nn.Module):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import BackboneNotAvailableError
-from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of
+from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of, pad_frames
 
 __all__ = ["ClassicalBackbone", "make_classical", "CLASSICAL_KINDS"]
 
@@ -77,12 +77,8 @@ class ClassicalBackbone(Backbone):
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor | None = None) -> LayerStack:
         """``wavs`` ``(B, S)`` 16 kHz -> ``LayerStack`` ``(1, B, T, D)``."""
         wavs, lengths = self.check_inputs(wavs, lengths)
-        frames = [self._one(wavs[b, : int(lengths[b])]) for b in range(wavs.shape[0])]
-        frame_len = torch.tensor([f.shape[0] for f in frames], dtype=torch.long)
-        out = torch.zeros(1, len(frames), int(frame_len.max()), self.spec.dim)
-        for b, f in enumerate(frames):
-            out[0, b, : f.shape[0]] = f
-        return LayerStack(features=out, lengths=frame_len)
+        out, frame_len = pad_frames([self._one(wavs[b, : int(lengths[b])]).float() for b in range(wavs.shape[0])])
+        return LayerStack(features=out[None], lengths=frame_len)
 
 
 def make_classical(kind: str) -> ClassicalBackbone:

@@ -18,14 +18,12 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..errors import CT2FormatError
+
 __all__ = ["read_ct2_model", "CT2FormatError"]
 
 # CTranslate2 DataType enum -> numpy dtype (bf16 is widened by hand below)
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
-
-
-class CT2FormatError(ValueError):
-    """The file is not a CTranslate2 model.bin this reader understands."""
 
 
 def _u(fh: BinaryIO, fmt: str) -> int:

@@ -25,14 +25,14 @@ Example:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 
+from ..cache import sha256_files
 from ..errors import BackboneNotAvailableError
-from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of
+from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of, pad_frames, per_clip
 
 __all__ = ["HFBackbone", "SUPPORTED_MODEL_TYPES"]
 
@@ -50,12 +50,8 @@ def _howto(source: str) -> str:
 
 
 def _weights_digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for name in sorted(p.name for p in folder.iterdir() if p.name in _WEIGHT_FILES or p.name.endswith(".safetensors")):
-        with open(folder / name, "rb") as fh:
-            while block := fh.read(1 << 22):
-                h.update(block)
-    return h.hexdigest()
+    names = sorted(p.name for p in folder.iterdir() if p.name in _WEIGHT_FILES or p.name.endswith(".safetensors"))
+    return sha256_files([folder / n for n in names])
 
 
 class HFBackbone(Backbone):
@@ -122,22 +118,15 @@ class HFBackbone(Backbone):
         if not self.cnn_per_clip:
             return fe(wavs).transpose(1, 2)
         parts = [fe(wavs[b: b + 1, : int(lengths[b])]).transpose(1, 2)[0] for b in range(wavs.shape[0])]
-        out = wavs.new_zeros(len(parts), max(p.shape[0] for p in parts), parts[0].shape[1])
-        for b, p in enumerate(parts):
-            out[b, : p.shape[0]] = p
-        return out
+        return pad_frames(parts)[0]
 
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor | None = None) -> LayerStack:
         """``wavs`` ``(B, S)`` 16 kHz, ``lengths`` ``(B,)`` -> ``LayerStack`` ``(L, B, T, D)``."""
         wavs, lengths = self.check_inputs(wavs, lengths)
         dev = self.device
         wavs = wavs.to(dev)
-        if self.do_normalize:
-            normed = torch.zeros_like(wavs)
-            for b in range(wavs.shape[0]):
-                x = wavs[b, : int(lengths[b])]
-                normed[b, : x.shape[0]] = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
-            wavs = normed
+        if self.do_normalize:   # Wav2Vec2FeatureExtractor's zero-mean unit-variance, per clip
+            wavs = per_clip(wavs, lengths, lambda x: (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7))
         frame_len = self.model._get_feat_extract_output_lengths(lengths).long().cpu()
         if int(frame_len.min()) < 1:
             raise ValueError(f"clips too short for {self.spec.name}: lengths {lengths.tolist()} give no frames")

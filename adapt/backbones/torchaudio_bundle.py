@@ -22,7 +22,7 @@ import torch
 
 from ..cache import sha256_file
 from ..errors import BackboneNotAvailableError
-from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of
+from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of, pad_frames, per_clip
 
 __all__ = ["TorchaudioBackbone", "bundle_weights_path", "ssl_bundle_names"]
 
@@ -91,11 +91,8 @@ class TorchaudioBackbone(Backbone):
         wavs, lengths = self.check_inputs(wavs, lengths)
         if self.per_clip and wavs.shape[0] > 1:
             outs = [self._forward(wavs[b: b + 1, : int(lengths[b])], lengths[b: b + 1]) for b in range(wavs.shape[0])]
-            frame_len = torch.cat([o.lengths for o in outs])
-            feats = outs[0].features.new_zeros(self.spec.num_layers, len(outs), int(frame_len.max()), self.spec.dim)
-            for b, o in enumerate(outs):
-                feats[:, b, : int(o.lengths[0])] = o.features[:, 0]
-            return LayerStack(features=feats, lengths=frame_len)
+            feats, frame_len = pad_frames([o.features[:, 0] for o in outs], time_dim=1)   # (B, L, T, D)
+            return LayerStack(features=feats.transpose(0, 1), lengths=frame_len)
         return self._forward(wavs, lengths)
 
     def transformer_layers(self) -> torch.nn.ModuleList:
@@ -104,19 +101,12 @@ class TorchaudioBackbone(Backbone):
     def _forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> LayerStack:
         dev = self.device
         wavs = wavs.to(dev)
-        if self.normalize:
-            normed = torch.zeros_like(wavs)
-            for b in range(wavs.shape[0]):
-                x = wavs[b, : int(lengths[b])]
-                normed[b, : x.shape[0]] = torch.nn.functional.layer_norm(x, x.shape)
-            wavs = normed
+        if self.normalize:   # the bundle's per-utterance layer norm of the waveform
+            wavs = per_clip(wavs, lengths, lambda x: torch.nn.functional.layer_norm(x, x.shape))
         fe = self.model.feature_extractor
         if self.cnn_per_clip:
             parts = [fe(wavs[b: b + 1, : int(lengths[b])], None)[0][0] for b in range(wavs.shape[0])]
-            frame_len = torch.tensor([p.shape[0] for p in parts], dtype=torch.long)
-            feats = wavs.new_zeros(len(parts), int(frame_len.max()), parts[0].shape[1])
-            for b, p in enumerate(parts):
-                feats[b, : p.shape[0]] = p
+            feats, frame_len = pad_frames(parts)
         else:
             feats, frame_len = fe(wavs, lengths.to(dev))
             frame_len = frame_len.long().cpu()

@@ -27,7 +27,6 @@ Example:
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from dataclasses import dataclass
@@ -37,9 +36,9 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from ..cache import cache_dir
+from ..cache import atomic_write_bytes, cache_dir, sha256_files
 from ..errors import BackboneNotAvailableError
-from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of
+from .base import Backbone, BackboneSpec, LayerStack, fingerprint_of, pad_frames
 from .ct2 import read_ct2_model
 
 __all__ = ["WhisperCT2Source", "WhisperBackbone", "whisper_log_mel", "WHISPER_TINY_EN", "WHISPER_BASE", "MEL_VERSION"]
@@ -78,12 +77,7 @@ class WhisperCT2Source:
         return out
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for path in self.paths():
-            with open(path, "rb") as fh:
-                while block := fh.read(1 << 22):
-                    h.update(block)
-        return h.hexdigest()
+        return sha256_files(self.paths())
 
     def open(self) -> BinaryIO:
         paths = self.paths()
@@ -196,8 +190,6 @@ def _load_state(source: WhisperCT2Source) -> tuple[dict, dict]:
         "max_source_positions": int(tensors["encoder/position_encodings/encodings"].shape[0]),
     }
     state = _convert(tensors, num_layers, int(d_model))
-    from ..cache import atomic_write_bytes
-    import io
 
     buf = io.BytesIO()
     torch.save({"dims": dims, "state": state}, buf)
@@ -247,19 +239,16 @@ class WhisperBackbone(Backbone):
         dev = self.device
         wavs = wavs.to(dev)
         mels = [whisper_log_mel(wavs[b, : int(lengths[b])], self.mel_filters) for b in range(wavs.shape[0])]
-        mel_len = torch.tensor([m.shape[-1] for m in mels], dtype=torch.long)
+        x, mel_len = pad_frames(mels, time_dim=-1)   # (B, 80, T_mel), (B,)
         if int(mel_len.min()) < 2:
             raise ValueError(f"clips must be at least {2 * HOP} samples long for Whisper, got lengths {lengths.tolist()}")
         t_mel = int(mel_len.max())
-        x = wavs.new_zeros(len(mels), mels[0].shape[0], t_mel)
-        for b, m in enumerate(mels):
-            x[b, :, : m.shape[-1]] = m
         mel_mask = (torch.arange(t_mel, device=dev)[None, :] < mel_len.to(dev)[:, None]).to(x.dtype)[:, None, :]
         enc = self.encoder
         dtype = enc.conv1.weight.dtype
         x = torch.nn.functional.gelu(enc.conv1(x.to(dtype) * mel_mask.to(dtype)))
         x = torch.nn.functional.gelu(enc.conv2(x * mel_mask.to(dtype)))  # conv2 must see zeros past the end
-        x = x.permute(0, 2, 1)
+        x = x.permute(0, 2, 1)   # (B, T, D): conv2 halved the frame rate to 50 Hz
         t = x.shape[1]
         frame_len = mel_len // 2
         h = x + enc.embed_positions.weight[:t].to(dtype)
@@ -268,7 +257,7 @@ class WhisperBackbone(Backbone):
         if not bool(key_valid.all()):
             attn_mask = torch.zeros(key_valid.shape, dtype=dtype, device=dev)
             attn_mask = attn_mask.masked_fill(~key_valid, torch.finfo(dtype).min)[:, None, None, :]
-        states = [h]
+        states = [h]   # layer 0: conv front end + positions, before any transformer block
         for layer in enc.layers:
             h = layer(h, attn_mask)
             if isinstance(h, tuple):  # older transformers return (hidden, attn)

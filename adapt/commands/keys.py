@@ -3,18 +3,7 @@ from __future__ import annotations
 
 import typer
 
-STORE_HELP = "profile store: SQLite path or postgresql:// URL (default: $SER_ADAPT_STORE or the user data folder)"
-
-
-def store_option():
-    return typer.Option(None, "--store", envvar="SER_ADAPT_STORE", help=STORE_HELP)
-
-
-def open_cli_store(store: str | None):
-    from ..personalizer import default_store_path
-    from ..profiles import open_store
-
-    return open_store(store if store else default_store_path())
+from ._shared import fail, open_cli_store, store_option
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +17,8 @@ def register(app: typer.Typer) -> None:
         with open_cli_store(store) as s:
             try:
                 key = s.create_key(tenant, read_only=read_only)
-            except ValueError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(2)
+            except ValueError as exc:   # InvalidIdError
+                fail(exc)
         typer.echo(key)
 
     @keys.command("list")

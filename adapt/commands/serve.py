@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from .keys import store_option
+from ._shared import store_option
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         except ImportError:
             typer.echo("error: serving needs uvicorn: pip install 'ser-adapt[service]'", err=True)
             raise typer.Exit(2)
-        from ..personalizer import Personalizer, default_store_path
+        from ..personal import Personalizer, default_store_path
         from ..service import ServiceLimits, create_app
 
         bb = None

@@ -8,8 +8,9 @@ or a wrong feature dimension.
 * ``PrototypeHead`` — class means, cosine/euclidean, incremental classes, shrinkage to a prior.
 * ``LinearHead`` / ``MLPHead`` — torch, class weights, sample weights, warm-started fine-tuning.
 * ``SVMHead`` / ``KNNHead`` / ``GMMHead`` — classical baselines (scikit-learn).
-* ``ProtoNetHead``, ``MAMLHead`` (MAML / MetaSGD / ANIL) — meta-learned with learn2learn
-  (``adapt.heads.meta``; imported lazily because learn2learn is an optional extra).
+* ``ProtoNetHead`` (``adapt.heads.protonet``), ``MAMLHead`` (MAML / MetaSGD / ANIL,
+  ``adapt.heads.maml``) — meta-learned with learn2learn on speaker-aware episodes
+  (``adapt.heads.episodes``); imported lazily because learn2learn is an optional extra.
 
 ``make_head(name, **opts)`` builds one by name (``HEADS`` lists them).
 
@@ -31,8 +32,8 @@ from .prototype import PrototypeHead
 
 # the meta-learned heads need learn2learn (an optional extra), so they load on first use
 _LAZY = {
-    "ProtoNetHead": ".meta",
-    "MAMLHead": ".meta",
+    "ProtoNetHead": ".protonet",
+    "MAMLHead": ".maml",
 }
 _EAGER = {"PrototypeHead": PrototypeHead, "LinearHead": LinearHead, "MLPHead": MLPHead, "SVMHead": SVMHead,
           "KNNHead": KNNHead, "GMMHead": GMMHead}
@@ -76,6 +77,6 @@ def head_from_state(state: dict):
     return cls.from_state(state)
 
 
-# ProtoNetHead and MAMLHead are importable from here too (lazily; see adapt.heads.meta)
+# ProtoNetHead and MAMLHead are importable from here too (lazily: learn2learn is optional)
 __all__ = ["PrototypeHead", "LinearHead", "MLPHead", "SVMHead", "KNNHead", "GMMHead", "HEADS", "make_head",
            "head_from_state"]

@@ -19,12 +19,14 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
-from ._base import ScoresMixin, check_state, check_X, check_Xy, require_fitted, state_header
+from ..stats import Standardizer
+from ..validation import check_state, check_X, check_Xy, require_fitted, state_header
+from .base import HeadMixin
 
 __all__ = ["SVMHead", "KNNHead", "GMMHead"]
 
 
-class _SklearnHead(ScoresMixin):
+class _SklearnHead(HeadMixin):
     """Keeps standardized training data; subclasses implement ``_fit_model`` and ``_logits``."""
 
     def __init__(self) -> None:
@@ -44,8 +46,8 @@ class _SklearnHead(ScoresMixin):
 
     def _refit(self) -> None:
         self.classes_ = np.array(sorted(set(self.y_.tolist())), dtype=object)
-        self.mean_ = self.X_.mean(axis=0)
-        self.scale_ = np.maximum(self.X_.std(axis=0), 1e-6) if len(self.X_) > 1 else np.ones(self.X_.shape[1])
+        std = Standardizer().fit(self.X_)
+        self.mean_, self.scale_ = std.mean_, std.scale_
         self._fit_model((self.X_ - self.mean_) / self.scale_, self.y_)
 
     def fit(self, X, y):

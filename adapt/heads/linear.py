@@ -24,13 +24,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import (ScoresMixin, check_sample_weight, check_state, check_X, check_Xy, require_fitted,
-                    state_header, torch_threads)
+from ..stats import Standardizer
+from ..threads import torch_threads
+from ..validation import check_sample_weight, check_state, check_X, check_Xy, require_fitted, state_header
+from .base import HeadMixin
 
 __all__ = ["LinearHead", "MLPHead"]
 
 
-class _TorchHead(ScoresMixin):
+class _TorchHead(HeadMixin):
     """Shared fitting/inference for the torch heads; subclasses build ``_make_module``."""
 
     def __init__(self, *, weight_decay: float, class_weight: str | None, max_iter: int, finetune_iter: int,
@@ -95,8 +97,8 @@ class _TorchHead(ScoresMixin):
         torch.manual_seed(self.seed)
         self.classes_ = np.array(sorted(set(y.tolist())), dtype=object)
         self.n_features_in_ = X.shape[1]
-        self.mean_ = X.mean(axis=0).astype(np.float64)
-        self.scale_ = np.maximum(X.std(axis=0).astype(np.float64), 1e-6)
+        std = Standardizer().fit(X)
+        self.mean_, self.scale_ = std.mean_, std.scale_
         self.module_ = self._make_module(X.shape[1], len(self.classes_))
         self._train(X, y, sw, anchor=False, iters=self.max_iter)
         return self

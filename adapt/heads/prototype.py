@@ -29,19 +29,49 @@ from typing import Sequence
 
 import numpy as np
 
-from ._base import ScoresMixin, check_known, check_state, check_X, check_Xy, require_fitted, state_header
+from ..stats import l2_normalize
+from ..validation import check_known, check_state, check_X, check_Xy, require_fitted, state_header
+from .base import HeadMixin
 
-__all__ = ["PrototypeHead", "METRICS"]
+__all__ = ["PrototypeHead", "METRICS", "shrink_prototypes", "cosine_logits"]
 
 METRICS = ("cosine", "euclidean")
 _DEFAULT_TEMPERATURE = {"cosine": 0.1, "euclidean": 1.0}
 
 
-def _l2(X: np.ndarray) -> np.ndarray:
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+def shrink_prototypes(sums: np.ndarray, counts: np.ndarray, prior: np.ndarray | None,
+                      pseudo_count: float) -> np.ndarray:
+    """Class prototypes ``[C, D]`` shrunk toward a prior: ``(sums_c + s * prior_c) / (n_c + s)``.
+
+    ``sums`` ``[C, D]`` and ``counts`` ``[C]`` are a class's own examples; ``prior`` ``[C, D]``
+    (rows of NaN, or ``None`` for all rows, where a class has no prior) is weighed as
+    ``pseudo_count`` ``s`` pseudo-examples; a class without examples gets its prior (whatever
+    ``s``), one with neither examples nor a prior gives zeros.
+    ``PrototypeHead`` and the per-user model (``adapt.personal``) both score through this.
+
+    Example:
+        >>> shrink_prototypes(np.array([[2.0, 0.0]]), np.array([2.0]), np.array([[0.0, 1.0]]), 2.0).tolist()
+        [[0.5, 0.5]]
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)[:, None]
+    if prior is None:
+        return sums / np.maximum(counts, 1e-12)
+    prior = np.asarray(prior, dtype=np.float64)
+    has = ~np.isnan(prior).any(axis=1, keepdims=True)
+    s = np.where(has, float(pseudo_count), 0.0)
+    prior = np.where(has, prior, 0.0)
+    out = (sums + s * prior) / np.maximum(counts + s, 1e-12)
+    # no example and a zero pseudo-count: the prior alone (not a zero vector)
+    return np.where(has & (counts + s <= 0), prior, out)
 
 
-class PrototypeHead(ScoresMixin):
+def cosine_logits(Z: np.ndarray, prototypes: np.ndarray, temperature: float) -> np.ndarray:
+    """``cos(z_i, p_c) / temperature``: ``[N, D]`` x ``[C, D]`` -> ``[N, C]``."""
+    return l2_normalize(Z) @ l2_normalize(prototypes).T / temperature
+
+
+class PrototypeHead(HeadMixin):
     """Nearest-prototype classifier with incremental classes and optional shrinkage to a prior.
 
     Args:
@@ -106,7 +136,7 @@ class PrototypeHead(ScoresMixin):
             self.sums_ = np.zeros((0, d), dtype=np.float64)
             self.counts_ = np.zeros(0, dtype=np.float64)
             self.n_features_in_ = d
-        Z = _l2(X) if self.metric == "cosine" else X
+        Z = l2_normalize(X) if self.metric == "cosine" else X
         index = {c: i for i, c in enumerate(self._own)}
         new = [c for c in dict.fromkeys(y.tolist()) if c not in index]
         if new:
@@ -123,22 +153,23 @@ class PrototypeHead(ScoresMixin):
 
     def _refresh(self) -> None:
         """Recompute ``classes_`` and ``prototypes_`` from sums, counts and the prior."""
-        sums, counts = self.sums_, self.counts_
         classes = list(self._own)
-        protos = sums / np.maximum(counts, 1e-12)[:, None]
-        if self.prior is not None:
+        if self.prior is None:
+            protos = shrink_prototypes(self.sums_, self.counts_, None, 0.0)
+        else:
             pidx = {c: i for i, c in enumerate(self.prior.classes_.tolist())}
             pp = self.prior.prototypes_
-            s = self.shrinkage
+            prior = np.full((len(classes), pp.shape[1]), np.nan)
             for i, c in enumerate(classes):
                 if c in pidx:
-                    protos[i] = (sums[i] + s * pp[pidx[c]]) / (counts[i] + s) if counts[i] + s > 0 else pp[pidx[c]]
+                    prior[i] = pp[pidx[c]]
+            protos = shrink_prototypes(self.sums_, self.counts_, prior, self.shrinkage)
             extra = [c for c in self.prior.classes_.tolist() if c not in set(classes)]
-            if extra:
+            if extra:   # classes only the prior knows are predicted from the prior's prototypes
                 classes += extra
                 protos = np.vstack([protos, pp[[pidx[c] for c in extra]]])
         self.classes_ = np.array(classes, dtype=object)
-        self.prototypes_ = _l2(protos) if self.metric == "cosine" else protos
+        self.prototypes_ = l2_normalize(protos) if self.metric == "cosine" else protos
 
     # -- inference -------------------------------------------------------------------------------
     def decision_function(self, X) -> np.ndarray:
@@ -147,7 +178,7 @@ class PrototypeHead(ScoresMixin):
         X = check_X(X, dim=self.n_features_in_).astype(np.float64)
         P = self.prototypes_
         if self.metric == "cosine":
-            sim = _l2(X) @ P.T
+            sim = l2_normalize(X) @ P.T
         else:
             sim = -(np.sum(X * X, axis=1, keepdims=True) - 2 * X @ P.T + np.sum(P * P, axis=1)[None, :])
         return sim / self.temperature

@@ -1,0 +1,409 @@
+"""Per-user personalization: enroll a user with a few labelled clips, predict, correct, forget.
+
+A ``Personalizer`` composes a frozen backbone (audio -> embedding ``[D]``), a shared
+``GlobalHead`` and a ``ProfileStore`` holding per-user statistics (``adapt.personal.user_state``):
+speaker-normalization statistics and, per emotion, clip counts and embedding sums. Audio is never
+stored. Per-user writes are atomic read-modify-write transactions in the store, so concurrent
+updates of one user are never lost, and they never touch the global head or other users.
+Users without a profile get the global prediction.
+
+Example:
+    >>> p = Personalizer.default(store="profiles.db")          # doctest: +SKIP
+    >>> p.enroll("alice", ["a_ang.wav", "a_sad.wav"], ["angry", "sad"])   # doctest: +SKIP
+    >>> r = p.predict("alice", "new.wav")                       # doctest: +SKIP
+    >>> r.label, r.confidence, r.uncertain                      # doctest: +SKIP
+    ('angry', 0.71, False)
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+import numpy as np
+
+from ..audio import Waveform, load_audio
+from ..errors import (AudioError, EmbeddingShapeError, InvalidStateError, LabelExistsError, LengthMismatchError,
+                      ProfileExistsError,
+                      TooFewClipsError, TooManyEmotionsError, UnknownLabelError, UnknownUserError)
+from ..labels import check_label
+from ..store import ProfileStore, check_tenant, check_user, open_store
+from .global_head import GlobalHead
+from .user_state import UserState
+
+__all__ = ["Personalizer", "PersonalizerConfig", "Prediction", "UserSummary", "default_head_path", "default_store_path"]
+
+DEFAULT_HEAD = "global_head.npz"
+
+
+def default_head_path() -> Path:
+    """The global head shipped with the package (``adapt/assets/global_head.npz``)."""
+    return Path(str(resources.files("adapt") / "assets" / DEFAULT_HEAD))
+
+
+def default_store_path() -> Path:
+    """``$SER_ADAPT_HOME/profiles.db``, else ``$XDG_DATA_HOME/ser-adapt/profiles.db`` (``~/.local/share``)."""
+    home = os.environ.get("SER_ADAPT_HOME")
+    if home:
+        return Path(home).expanduser() / "profiles.db"
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "ser-adapt" / "profiles.db"
+
+
+@dataclass(frozen=True)
+class PersonalizerConfig:
+    """Knobs of a ``Personalizer`` (all have working defaults).
+
+    tenant: namespace in the store. uncertain_below: a prediction whose confidence (top
+    probability) is below this is flagged ``uncertain``. min_enroll_clips / min_new_emotion_clips:
+    fewer clips raise ``TooFewClipsError``. prior_weight: pseudo-clips of the global prototype in a
+    user's prototype. norm_prior: pseudo-clips of the global statistics in a user's normalization.
+    min_clip_s / max_clip_s: accepted clip durations. max_user_emotions: cap on a user's own classes.
+    fuse_linear: add the global head's speaker-normalized linear logits to the prototype logits.
+    """
+
+    tenant: str = "default"
+    uncertain_below: float = 0.4
+    min_enroll_clips: int = 1
+    min_new_emotion_clips: int = 2
+    prior_weight: float = 2.0
+    norm_prior: float = 4.0
+    min_clip_s: float = 0.25
+    max_clip_s: float = 30.0
+    max_user_emotions: int = 16
+    fuse_linear: bool = True
+
+    def __post_init__(self) -> None:
+        check_tenant(self.tenant)
+        if not 0.0 <= self.uncertain_below <= 1.0:
+            raise ValueError(f"uncertain_below must be in [0, 1], got {self.uncertain_below}")
+        for name in ("min_enroll_clips", "min_new_emotion_clips", "max_user_emotions"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        for name in ("prior_weight", "norm_prior"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 < self.min_clip_s < self.max_clip_s:
+            raise ValueError(f"need 0 < min_clip_s < max_clip_s, got {self.min_clip_s}, {self.max_clip_s}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One clip's answer: ``label`` (top class), ``probabilities`` (class -> p, summing to 1),
+    ``confidence`` (top probability), ``uncertain`` (confidence below the threshold) and
+    ``personalized`` (False: the user has no profile and got the global prediction)."""
+
+    label: str
+    probabilities: dict[str, float]
+    confidence: float
+    uncertain: bool
+    personalized: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """What a user's profile holds: clips per emotion, own emotions, revision (writes so far)."""
+
+    user: str
+    counts: dict[str, int]
+    custom_emotions: tuple[str, ...]
+    clips: int
+    revision: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["custom_emotions"] = list(self.custom_emotions)
+        return d
+
+
+class Embedder(Protocol):
+    """Anything that maps validated waveforms to embeddings ``[N, D]``."""
+
+    def __call__(self, waves: Sequence[Waveform]) -> np.ndarray: ...
+
+
+def _as_embedder(backbone: Any) -> Embedder | None:
+    """An ``Embedder`` for ``backbone``: an ``adapt.backbones.Backbone`` goes through
+    ``adapt.embed`` (default layers and pooling, the ones the global head was trained on); any other
+    callable is used as it is; ``None`` (``Personalizer.admin``) has no embedder. The on-disk
+    embedding cache is off here: users' clips are not kept."""
+    from ..backbones import Backbone
+
+    if backbone is None:
+        return None
+    if isinstance(backbone, Backbone):
+        from ..embedding import embed
+
+        return lambda waves: np.asarray(embed(backbone, list(waves), cache=False), dtype=np.float32)
+    if callable(backbone):
+        return backbone
+    raise TypeError(f"backbone must be an adapt Backbone or a callable waveforms -> [N, D], got {type(backbone).__name__}")
+
+
+_canon = check_label
+
+
+class Personalizer:
+    """Backbone + global head + per-user profiles in a store.
+
+    Arguments:
+        backbone: an ``adapt`` Backbone (``adapt.get_backbone()``) or any callable mapping a list
+            of ``Waveform`` to embeddings ``[N, D]``.
+        head: the shared ``GlobalHead`` (or a path to its JSON file); never modified.
+        store: a ``ProfileStore`` or a URL/path for ``open_store``.
+        config: ``PersonalizerConfig``.
+    """
+
+    def __init__(self, backbone: Any, head: GlobalHead | str | os.PathLike, store: ProfileStore | str | os.PathLike,
+                 *, config: PersonalizerConfig | None = None):
+        self.backbone = backbone
+        self._embedder = _as_embedder(backbone)
+        self.head = head if isinstance(head, GlobalHead) else GlobalHead.load(head)
+        self.store = open_store(store)
+        self.config = config or PersonalizerConfig()
+
+    @classmethod
+    def default(cls, store: ProfileStore | str | os.PathLike | None = None, *, backbone: Any = None,
+                head: GlobalHead | str | os.PathLike | None = None, **config: Any) -> "Personalizer":
+        """The offline default backbone (``adapt.get_backbone()``), the shipped global head and a
+        SQLite store (``default_store_path()`` when ``store`` is None)."""
+        from ..backbones import get_backbone
+
+        return cls(backbone if backbone is not None else get_backbone(),
+                   head if head is not None else default_head_path(),
+                   store if store is not None else default_store_path(),
+                   config=PersonalizerConfig(**config))
+
+    @classmethod
+    def admin(cls, store: ProfileStore | str | os.PathLike | None = None, *,
+              head: GlobalHead | str | os.PathLike | None = None, **config: Any) -> "Personalizer":
+        """A Personalizer without a backbone, for profile administration (list, summary, export,
+        import, forget, ``*_embeddings`` calls); calls that need audio raise ``TypeError``.
+        The CLI's ``users`` commands use it, so they share the Python API's rules and formats."""
+        return cls(None, head if head is not None else default_head_path(),
+                   store if store is not None else default_store_path(), config=PersonalizerConfig(**config))
+
+    def for_tenant(self, tenant: str) -> "Personalizer":
+        """A view on another tenant's namespace sharing backbone, head and store."""
+        view = copy.copy(self)   # shares backbone, head and store; only the config differs
+        view.config = replace(self.config, tenant=check_tenant(tenant))
+        return view
+
+    # -- embedding ----------------------------------------------------------------------------
+    def load(self, clip: Any, sr: int | None = None) -> Waveform:
+        """Validate one clip (path, bytes, array with ``sr``, ``Waveform``); raises ``AudioError``."""
+        if isinstance(clip, Waveform):
+            if not self.config.min_clip_s <= clip.duration_s <= self.config.max_clip_s:
+                return load_audio(clip.samples, sr=clip.sample_rate, min_seconds=self.config.min_clip_s,
+                                  max_seconds=self.config.max_clip_s)
+            return clip
+        return load_audio(clip, sr=sr, min_seconds=self.config.min_clip_s, max_seconds=self.config.max_clip_s)
+
+    def embed(self, clips: Sequence[Any], sr: int | None = None) -> np.ndarray:
+        """Embeddings ``[N, D]`` of ``clips``; an ``AudioError`` names the offending clip's position."""
+        if isinstance(clips, (str, bytes, os.PathLike, Waveform)) or (isinstance(clips, np.ndarray) and clips.ndim == 1):
+            clips = [clips]
+        waves = []
+        for i, c in enumerate(clips):
+            try:
+                waves.append(self.load(c, sr))
+            except AudioError as exc:
+                raise type(exc)(f"clip {i}: {exc}") from None
+        if not waves:
+            raise TooFewClipsError("no clips given")
+        if self._embedder is None:
+            raise TypeError("this Personalizer has no backbone (Personalizer.admin): use the *_embeddings methods")
+        X = np.asarray(self._embedder(waves), dtype=np.float32)
+        if X.shape != (len(waves), self.head.input_dim):
+            # the backbone and the head disagree: a deployment error, not the caller's input
+            raise RuntimeError(f"backbone returned embeddings of shape {X.shape}, expected "
+                               f"({len(waves)}, {self.head.input_dim}); is the head made for this backbone?")
+        return X
+
+    # -- state --------------------------------------------------------------------------------
+    def _state(self, user: str) -> Optional[UserState]:
+        blob = self.store.get(self.config.tenant, check_user(user))
+        return None if blob is None else UserState.from_bytes(blob)
+
+    def _check_X(self, X: np.ndarray, n_labels: int | None = None) -> np.ndarray:
+        """Validated backbone embeddings ``[N, input_dim]`` -> head features ``[N, dim]``."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[None]
+        if X.ndim != 2 or X.shape[1] != self.head.input_dim:
+            raise EmbeddingShapeError(f"embeddings must be [N, {self.head.input_dim}], got shape {X.shape}")
+        if not np.isfinite(X).all():
+            raise EmbeddingShapeError("embeddings contain NaN or infinity")
+        if n_labels is not None and len(X) != n_labels:
+            raise LengthMismatchError(f"{len(X)} clips but {n_labels} labels")
+        return self.head.project(X)
+
+    def _write(self, user: str, X: np.ndarray, labels: list[str], *, create: bool, custom: Sequence[str] = (),
+               new_label: str | None = None) -> UserSummary:
+        """Fold ``X``/``labels`` into the user's state inside one store transaction."""
+        out: list[UserState] = []
+        known_global = set(self.head.classes)
+
+        def fn(old: Optional[bytes]) -> bytes:
+            if old is None and not create:
+                raise UnknownUserError(f"no profile for user {user!r}: enroll the user first")
+            st = UserState.from_bytes(old) if old is not None else UserState.empty(self.head.dim)
+            if new_label is not None:
+                if new_label in known_global or new_label in st.labels:
+                    raise LabelExistsError(f"user {user!r} already has the emotion {new_label!r}; "
+                                           f"use update()/enroll() to add clips to it")
+                if len(st.custom) >= self.config.max_user_emotions:
+                    raise TooManyEmotionsError(f"user {user!r} already has {len(st.custom)} own emotions "
+                                     f"(max_user_emotions={self.config.max_user_emotions})")
+            else:
+                unknown = sorted(set(labels) - known_global - set(st.custom))
+                if unknown:
+                    raise UnknownLabelError(f"unknown emotion(s) {unknown} for user {user!r}; known: "
+                                            f"{sorted(known_global | set(st.custom))} (add_emotion() creates a new one)")
+            st = st.add(X, labels, custom=custom)
+            out.append(st)
+            return st.to_bytes()
+
+        rev = self.store.modify(self.config.tenant, check_user(user), fn)
+        return self._summary(user, out[-1], rev)
+
+    # -- public API ---------------------------------------------------------------------------
+    def enroll(self, user: str, clips: Sequence[Any], labels: Sequence[str], *, sr: int | None = None) -> UserSummary:
+        """Add labelled clips to a user's profile (created if new); labels must be known emotions."""
+        labels = self._labels(labels, len(clips) if hasattr(clips, "__len__") else None)
+        return self.enroll_embeddings(user, self.embed(clips, sr), labels)
+
+    def enroll_embeddings(self, user: str, X: np.ndarray, labels: Sequence[str]) -> UserSummary:
+        """``enroll`` from precomputed embeddings ``X`` [N, D] (e.g. from the embedding cache)."""
+        labels = self._labels(labels, None)
+        if len(labels) < self.config.min_enroll_clips:
+            raise TooFewClipsError(f"enroll needs at least {self.config.min_enroll_clips} clip(s), got {len(labels)}")
+        return self._write(user, self._check_X(X, len(labels)), labels, create=True)
+
+    def update(self, user: str, clip: Any, label: str, *, sr: int | None = None) -> UserSummary:
+        """A correction: ``clip`` is ``label`` for this (already enrolled) user."""
+        label = _canon(label)
+        return self.update_embeddings(user, self.embed([clip], sr), label)
+
+    def update_embeddings(self, user: str, x: np.ndarray, label: str) -> UserSummary:
+        label = _canon(label)
+        X = self._check_X(x)
+        return self._write(user, X, [label] * len(X), create=False)
+
+    def add_emotion(self, user: str, name: str, clips: Sequence[Any], *, sr: int | None = None) -> UserSummary:
+        """Create an emotion class for this user only, from ``clips`` (at least ``min_new_emotion_clips``)."""
+        name = _canon(name)
+        if hasattr(clips, "__len__") and len(clips) < self.config.min_new_emotion_clips:
+            raise TooFewClipsError(f"a new emotion needs at least {self.config.min_new_emotion_clips} clips, got {len(clips)}")
+        return self.add_emotion_embeddings(user, name, self.embed(clips, sr))
+
+    def add_emotion_embeddings(self, user: str, name: str, X: np.ndarray) -> UserSummary:
+        name = _canon(name)
+        X = self._check_X(X)
+        if len(X) < self.config.min_new_emotion_clips:
+            raise TooFewClipsError(f"a new emotion needs at least {self.config.min_new_emotion_clips} clips, got {len(X)}")
+        return self._write(user, X, [name] * len(X), create=True, custom=[name], new_label=name)
+
+    def predict(self, user: str, clip: Any, *, sr: int | None = None) -> Prediction:
+        """The emotion of one clip for ``user`` (global prediction if the user has no profile)."""
+        return self.predict_embeddings(user, self.embed([clip], sr))[0]
+
+    def predict_batch(self, user: str, clips: Sequence[Any], *, sr: int | None = None) -> list[Prediction]:
+        """``predict`` for several clips of one user: one embedding batch, one store lookup."""
+        return self.predict_embeddings(user, self.embed(clips, sr))
+
+    def predict_embeddings(self, user: str, X: np.ndarray) -> list[Prediction]:
+        X = self._check_X(X)
+        st = self._state(user)
+        if st is None:
+            P, classes, personal = self.head.predict_proba_global(X), self.head.classes, False
+        else:
+            P = self.head.predict_proba_user(st, X, prior_weight=self.config.prior_weight,
+                                             norm_prior=self.config.norm_prior, fuse_linear=self.config.fuse_linear)
+            classes, personal = self.head.user_classes(st), True
+        out = []
+        for row in P:
+            k = int(np.argmax(row))
+            conf = float(row[k])
+            out.append(Prediction(label=classes[k], probabilities={c: float(p) for c, p in zip(classes, row)},
+                                  confidence=conf, uncertain=conf < self.config.uncertain_below, personalized=personal))
+        return out
+
+    def forget(self, user: str, *, missing_ok: bool = False) -> bool:
+        """Delete every trace of ``user`` in this tenant. Raises ``UnknownUserError`` if absent
+        (unless ``missing_ok``)."""
+        gone = self.store.delete(self.config.tenant, check_user(user))
+        if not gone and not missing_ok:
+            raise UnknownUserError(f"no profile for user {user!r}")
+        return gone
+
+    def has_user(self, user: str) -> bool:
+        return self.store.get(self.config.tenant, check_user(user)) is not None
+
+    def users(self, *, limit: int = 1000, offset: int = 0) -> list[str]:
+        """This tenant's enrolled users, sorted."""
+        return self.store.list_users(self.config.tenant, limit=limit, offset=offset)
+
+    def summary(self, user: str) -> UserSummary:
+        st = self._state(user)
+        if st is None:
+            raise UnknownUserError(f"no profile for user {user!r}")
+        return self._summary(user, st)
+
+    def export_user(self, user: str) -> dict[str, Any]:
+        """The user's whole profile as a JSON-serializable dict (``import_user`` restores it)."""
+        st = self._state(user)
+        if st is None:
+            raise UnknownUserError(f"no profile for user {user!r}")
+        return {"user": user, "head": self._head_id(), "state": st.to_json()}
+
+    def import_user(self, data: dict[str, Any], *, user: str | None = None, overwrite: bool = False) -> UserSummary:
+        """Restore an ``export_user`` dict (as ``user``, default the exported name)."""
+        if not isinstance(data, dict) or "state" not in data:
+            raise InvalidStateError("not an exported user profile (expected a dict with 'state')")
+        if user is None:
+            user = data.get("user")
+            if not isinstance(user, str):
+                raise InvalidStateError("the export names no user (key 'user'); pass user=... to choose one")
+        user = check_user(user)
+        st = UserState.from_json(data["state"])
+        if st.dim != self.head.dim:
+            raise InvalidStateError(f"exported profile has dimension {st.dim}, this model uses {self.head.dim}")
+        unknown = sorted(set(st.labels) - set(self.head.classes) - set(st.custom))
+        if unknown:
+            raise UnknownLabelError(f"exported profile uses emotion(s) {unknown} unknown to this model")
+
+        def fn(old: Optional[bytes]) -> bytes:
+            if old is not None and not overwrite:
+                raise ProfileExistsError(f"user {user!r} already exists; pass overwrite=True to replace the profile")
+            return st.to_bytes()
+
+        rev = self.store.modify(self.config.tenant, user, fn)
+        return self._summary(user, st, rev)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _labels(self, labels: Sequence[str], n: int | None) -> list[str]:
+        if isinstance(labels, str):
+            raise TypeError("labels must be a sequence of labels, one per clip, not a single string")
+        out = [_canon(lab) for lab in labels]
+        if n is not None and len(out) != n:
+            raise LengthMismatchError(f"{n} clips but {len(out)} labels")
+        if not out:
+            raise TooFewClipsError("no clips given")
+        return out
+
+    def _summary(self, user: str, st: UserState, revision: int | None = None) -> UserSummary:
+        counts = {c: int(n) for c, n in zip(st.labels, st.counts)}
+        return UserSummary(user=user, counts=counts, custom_emotions=st.custom, clips=int(st.n),
+                           revision=revision if revision is not None else self.store.revision(self.config.tenant, user))
+
+    def _head_id(self) -> dict[str, Any]:
+        return {"classes": list(self.head.classes), "dim": self.head.dim, "input_dim": self.head.input_dim,
+                "backbone": self.head.info.get("backbone")}

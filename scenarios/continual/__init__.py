@@ -1,0 +1,16 @@
+"""Continual scenarios: builders over embedding tables (Avalanche benchmarks), their audio
+counterparts, option tuning on validation speakers, and plots.
+
+* ``builders`` — ``speaker_incremental``, ``language_incremental``, ``class_incremental``,
+  ``fewshot_incremental``, ``make_scenario``, ``ContinualScenario``.
+* ``audio`` — ``audio_scenario``: the same scenario over audio clips, for encoder fine-tuning.
+* ``tuning`` — ``validation_scenario``, ``select_option`` (never on test speakers).
+* ``plots`` — accuracy matrices and curves (matplotlib).
+"""
+from __future__ import annotations
+
+from .builders import (NORMALIZATIONS, SCENARIOS, ContinualScenario, UnknownEmotionError, class_incremental,
+                       fewshot_incremental, language_incremental, make_scenario, speaker_incremental)
+
+__all__ = ["ContinualScenario", "speaker_incremental", "language_incremental", "class_incremental",
+           "fewshot_incremental", "SCENARIOS", "make_scenario", "NORMALIZATIONS", "UnknownEmotionError"]

@@ -1,0 +1,18 @@
+"""Few-shot protocols on embedding tables: recipes, protocols, option selection, the application path.
+
+* ``recipes`` — ``make_recipe("linear-ft+norm")``, ``RECIPES``, ``RecipeConfig``.
+* ``protocols`` — ``personalization``, ``new_corpus``, ``new_emotion``.
+* ``selection`` — ``select_by_corpus_cv`` (leave-one-*training*-corpus-out).
+* ``application`` — the ``Personalizer`` under the personalization protocol.
+* ``report`` — ``FewShotRow``, ``rows_to_markdown``.
+"""
+from __future__ import annotations
+
+from .protocols import OFFSETS, SPLIT_MODES, new_corpus, new_emotion, personalization
+from .recipes import RECIPES, Recipe, RecipeConfig, ReferenceCache, make_recipe
+from .report import FewShotRow, Predictions, rows_to_markdown
+from .selection import select_by_corpus_cv
+
+__all__ = ["personalization", "new_corpus", "new_emotion", "SPLIT_MODES", "OFFSETS", "Recipe", "RECIPES",
+           "RecipeConfig", "ReferenceCache", "make_recipe", "FewShotRow", "Predictions", "rows_to_markdown",
+           "select_by_corpus_cv"]

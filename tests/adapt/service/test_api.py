@@ -1,0 +1,152 @@
+"""HTTP service through FastAPI's TestClient: auth, tenant isolation, limits, error codes."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from adapt.personal import Personalizer  # noqa: E402
+from adapt.service import ServiceLimits, create_app  # noqa: E402
+from tests.helpers.personal import small_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clips(ravdess):
+    recs = list(ravdess.filter(speakers=["ravdess_12"]))
+    pick = {e: [r for r in recs if r.emotion == e] for e in ("angry", "sad", "happy")}
+    return {e: [r.path.read_bytes() for r in rs[:3]] for e, rs in pick.items()}
+
+
+@pytest.fixture()
+def env(tmp_path):
+    emb, head = small_model()
+    p = Personalizer(emb, head, tmp_path / "svc.db")
+    keys = {"a": p.store.create_key("tenant-a"), "b": p.store.create_key("tenant-b"),
+            "ro": p.store.create_key("tenant-a", read_only=True)}
+    app = create_app(p, limits=ServiceLimits(max_request_bytes=2_000_000, max_file_bytes=500_000, max_files=8))
+    return TestClient(app), keys, p
+
+
+def H(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def flac(samples, sr=16000):
+    buf = io.BytesIO()
+    sf.write(buf, samples, sr, format="FLAC")
+    return buf.getvalue()
+
+
+def enroll(client, key, user, clips):
+    files = [("files", (f"{e}{i}.flac", c, "audio/flac")) for e, cs in clips.items() for i, c in enumerate(cs[:2])]
+    labels = [e for e, cs in clips.items() for _ in cs[:2]]
+    return client.post(f"/v1/users/{user}/enroll", files=files, data={"labels": labels}, headers=H(key))
+
+
+def test_health_metrics_and_openapi_need_no_key(env):
+    client, _, p = env
+    r = client.get("/health")
+    assert r.status_code == 200 and r.json()["emotions"] == list(p.head.classes)
+    spec = client.get("/openapi.json").json()
+    assert "/v1/users/{user_id}/enroll" in spec["paths"] and "/v1/users/{user_id}/predict" in spec["paths"]
+    client.get("/v1/users")
+    text = client.get("/metrics").text
+    assert 'ser_adapt_requests_total{method="GET",route="/v1/users",status="401"} 1' in text
+
+
+def test_enroll_predict_feedback_emotion_delete_flow(env, clips):
+    client, keys, _ = env
+    r = enroll(client, keys["a"], "alice", clips)
+    assert r.status_code == 200, r.text
+    assert r.json()["counts"] == {"angry": 2, "sad": 2, "happy": 2}
+    r = client.post("/v1/users/alice/predict", files={"file": ("x.flac", clips["sad"][2], "audio/flac")}, headers=H(keys["a"]))
+    body = r.json()
+    assert r.status_code == 200 and body["personalized"] is True and body["label"] in body["probabilities"]
+    assert isinstance(body["uncertain"], bool) and 0 < body["confidence"] <= 1
+    r = client.post("/v1/users/alice/feedback", files={"file": ("x.flac", clips["sad"][2], "audio/flac")},
+                    data={"label": "sad"}, headers=H(keys["a"]))
+    assert r.status_code == 200 and r.json()["counts"]["sad"] == 3
+    r = client.post("/v1/users/alice/emotions", data={"name": "sarcastic"}, headers=H(keys["a"]),
+                    files=[("files", ("a.flac", clips["happy"][2], "audio/flac")), ("files", ("b.flac", clips["angry"][2], "audio/flac"))])
+    assert r.status_code == 200 and r.json()["custom_emotions"] == ["sarcastic"]
+    r = client.post("/v1/users/alice/emotions", data={"name": "sarcastic"}, headers=H(keys["a"]),
+                    files=[("files", ("a.flac", clips["happy"][2], "audio/flac")), ("files", ("b.flac", clips["angry"][2], "audio/flac"))])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "emotion_exists"
+    assert client.get("/v1/users", headers=H(keys["a"])).json()["users"] == ["alice"]
+    assert client.get("/v1/users/alice/export", headers=H(keys["a"])).json()["state"]["labels"]
+    assert client.delete("/v1/users/alice", headers=H(keys["a"])).status_code == 204
+    assert client.get("/v1/users/alice", headers=H(keys["a"])).status_code == 404
+    r = client.post("/v1/users/alice/predict", files={"file": ("x.flac", clips["sad"][2], "audio/flac")}, headers=H(keys["a"]))
+    assert r.status_code == 200 and r.json()["personalized"] is False
+
+
+def test_auth_401_and_read_only_403(env, clips):
+    client, keys, _ = env
+    assert client.get("/v1/users").status_code == 401
+    r = client.get("/v1/users", headers=H("sa_000000000000_" + "x" * 43))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    assert client.get("/v1/users", headers={"X-API-Key": keys["a"]}).status_code == 200
+    assert client.get("/v1/users", headers=H(keys["ro"])).status_code == 200
+    assert enroll(client, keys["ro"], "alice", clips).status_code == 403
+    assert client.delete("/v1/users/alice", headers=H(keys["ro"])).status_code == 403
+
+
+def test_tenant_isolation_is_indistinguishable_from_absence(env, clips):
+    client, keys, p = env
+    assert enroll(client, keys["a"], "alice", clips).status_code == 200
+    ka, kb = H(keys["a"]), H(keys["b"])
+    # B cannot list, read, export, change or delete A's user; every answer equals "no such user"
+    assert client.get("/v1/users", headers=kb).json()["users"] == []
+    for path in ("/v1/users/alice", "/v1/users/alice/export"):
+        theirs, nobody = client.get(path, headers=kb), client.get(path.replace("alice", "zed"), headers=kb)
+        assert theirs.status_code == nobody.status_code == 404
+        assert theirs.json()["error"]["code"] == nobody.json()["error"]["code"] == "unknown_user"
+    fb = {"file": ("x.flac", clips["sad"][2], "audio/flac")}
+    assert client.post("/v1/users/alice/feedback", files=fb, data={"label": "sad"}, headers=kb).status_code == 404
+    assert client.delete("/v1/users/alice", headers=kb).status_code == 404
+    pb = client.post("/v1/users/alice/predict", files=fb, headers=kb).json()
+    assert pb["personalized"] is False  # B's "alice" is a different, unenrolled user
+    assert client.get("/v1/users/alice", headers=ka).json()["counts"] == {"angry": 2, "sad": 2, "happy": 2}
+    assert p.for_tenant("tenant-b").users() == []
+
+
+def test_limits_413_415_and_bad_audio_422(env, clips):
+    client, keys, _ = env
+    ka = H(keys["a"])
+    big = flac(np.random.default_rng(0).uniform(-0.5, 0.5, 16000 * 40).astype(np.float32))  # > 500 kB file
+    r = client.post("/v1/users/u/predict", files={"file": ("big.flac", big, "audio/flac")}, headers=ka)
+    assert r.status_code == 413, r.text
+    r = client.post("/v1/users/u/predict", files={"file": ("huge.bin", b"\0" * 2_100_000, "audio/wav")}, headers=ka)
+    assert r.status_code == 413 and r.json()["error"]["code"] in ("request_too_large", "too_large")
+    long_clip = flac(np.zeros(16000 * 31, np.float32) + 0.01)  # small file (constant), but 31 s > 30 s
+    r = client.post("/v1/users/u/predict", files={"file": ("long.flac", long_clip, "audio/flac")}, headers=ka)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "clip_too_long"
+    r = client.post("/v1/users/u/predict", files={"file": ("x.txt", b"hello", "text/plain")}, headers=ka)
+    assert r.status_code == 415
+    r = client.post("/v1/users/u/predict", files={"file": ("x.wav", b"RIFF garbage", "audio/wav")}, headers=ka)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_audio"
+    files = [("files", (f"{i}.flac", clips["sad"][0], "audio/flac")) for i in range(9)]
+    r = client.post("/v1/users/u/enroll", files=files, data={"labels": ["sad"]}, headers=ka)
+    assert r.status_code == 413
+
+
+def test_bad_requests_400_404_422(env, clips):
+    client, keys, _ = env
+    ka = H(keys["a"])
+    files = [("files", ("a.flac", clips["sad"][0], "audio/flac")), ("files", ("b.flac", clips["sad"][1], "audio/flac"))]
+    r = client.post("/v1/users/u/enroll", files=files, data={"labels": ["sad", "smug"]}, headers=ka)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_label"
+    r = client.post("/v1/users/u/enroll", files=files + files, data={"labels": ["sad", "angry"]}, headers=ka)
+    assert r.status_code == 400
+    r = client.post("/v1/users/ghost/feedback", files={"file": ("a.flac", clips["sad"][0], "audio/flac")},
+                    data={"label": "sad"}, headers=ka)
+    assert r.status_code == 404
+    r = client.post("/v1/users/u/enroll", data={"labels": ["sad"]}, headers=ka)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert client.get("/v1/users?limit=0", headers=ka).status_code == 422
+    assert client.get("/v1/users/%20x", headers=ka).status_code == 422
