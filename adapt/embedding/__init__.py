@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import numpy as np
@@ -35,7 +36,7 @@ from ..threads import torch_threads
 from .cache import EmbeddingCache, hash_samples
 from .pooling import LayerWeights, combine_layers, pool, pooled_dim
 
-__all__ = ["embed", "embed_layers", "EmbeddingCache", "DEFAULT_LAYERS", "DEFAULT_POOLING", "resolve_backbone",
+__all__ = ["embed", "embed_layers", "EmbedOptions", "EmbeddingCache", "DEFAULT_LAYERS", "DEFAULT_POOLING", "resolve_backbone",
            "combine_layers", "pool", "pooled_dim", "LayerWeights"]
 
 #: default layer combination for the default backbone: all layers concatenated. Chosen on training
@@ -92,28 +93,13 @@ def _load(clip: object, sr: int | None, target_sr: int) -> Waveform:
     return load_audio(clip, sr=sr, target_sr=target_sr, max_seconds=None)  # type: ignore[arg-type]
 
 
-def embed_layers(
-    backbone: Backbone | str | None,
-    clips: Sequence[object],
-    *,
-    pooling: str = DEFAULT_POOLING,
-    sr: int | None = None,
-    batch_size: int = 16,
-    max_batch_seconds: float = 120.0,
-    chunk_seconds: float | None = 30.0,
-    overlap_seconds: float = 2.0,
-    cache: EmbeddingCache | bool | None = True,
-    progress: bool = False,
-    device: str | torch.device | None = None,
-    num_threads: int | None = None,
-    block: int = 256,
-) -> np.ndarray:
-    """Per-layer pooled embeddings of ``clips``: float32 ``(N, L, D')``.
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How ``embed_layers`` batches, chunks, caches and runs (all keyword arguments of it).
 
-    Arguments:
-        backbone: a ``Backbone``, a registry name, or ``None`` (the offline default).
-        clips: paths, bytes, ``Waveform``\\ s or arrays (arrays need ``sr``); any rate, resampled.
+    Attributes:
         pooling: ``"mean"`` or ``"meanstd"`` (``D' = 2D``).
+        sr: sample rate of array clips (``None``: paths, bytes and ``Waveform`` carry their own).
         batch_size / max_batch_seconds: bucket limits (clips per batch, padded seconds per batch).
         chunk_seconds / overlap_seconds: long-audio windows (also capped by the backbone's limit).
         cache: ``True`` (default location), an ``EmbeddingCache``, or ``False``/``None`` (no cache).
@@ -122,71 +108,128 @@ def embed_layers(
         num_threads: torch CPU threads for this call (restored after).
         block: clips decoded at a time (bounds memory on big corpora).
     """
+
+    pooling: str = DEFAULT_POOLING
+    sr: int | None = None
+    batch_size: int = 16
+    max_batch_seconds: float = 120.0
+    chunk_seconds: float | None = 30.0
+    overlap_seconds: float = 2.0
+    cache: EmbeddingCache | bool | None = True
+    progress: bool = False
+    device: str | torch.device | None = None
+    num_threads: int | None = None
+    block: int = 256
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("mean", "meanstd"):
+            pooled_dim(self.pooling, 1)  # raises KeyError listing the known poolings
+        if self.batch_size <= 0 or self.max_batch_seconds <= 0 or self.block <= 0:
+            raise ValueError(f"batch_size, max_batch_seconds and block must be positive, got "
+                             f"{self.batch_size}, {self.max_batch_seconds}, {self.block}")
+
+    @classmethod
+    def of(cls, options: "EmbedOptions | None", overrides: dict) -> "EmbedOptions":
+        """``options`` (default ``EmbedOptions()``) with keyword ``overrides``; an unknown key is a
+        ``TypeError`` listing the valid ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unknown embedding option(s) {unknown}; valid: {sorted(names)}")
+        return replace(options or cls(), **overrides)
+
+
+def embed_layers(backbone: Backbone | str | None, clips: Sequence[object], *,
+                 options: EmbedOptions | None = None, **overrides: object) -> np.ndarray:
+    """Per-layer pooled embeddings of ``clips``: float32 ``(N, L, D')``.
+
+    Arguments:
+        backbone: a ``Backbone``, a registry name, or ``None`` (the offline default).
+        clips: paths, bytes, ``Waveform``\\ s or arrays (arrays need ``sr``); any rate, resampled.
+        options / overrides: an ``EmbedOptions`` and/or its fields as keywords (``pooling="meanstd"``,
+            ``sr=16000``, ``cache=False``, ``batch_size=8``...).
+    """
+    opts = EmbedOptions.of(options, overrides)
     bb = resolve_backbone(backbone)
-    if pooling not in ("mean", "meanstd"):
-        pooled_dim(pooling, 1)  # raises KeyError listing the known poolings
-    if batch_size <= 0 or max_batch_seconds <= 0:
-        raise ValueError(f"batch_size and max_batch_seconds must be positive, got {batch_size}, {max_batch_seconds}")
     if isinstance(clips, (str, os.PathLike, Waveform, np.ndarray, bytes)):
         clips = [clips]
-    store = EmbeddingCache() if cache is True else (cache or None)
-    if device is not None:
-        bb.to(device)
-    dev = bb.device
-    rate = bb.spec.sample_rate
-    limit = bb.spec.max_samples
-    chunk = int(chunk_seconds * rate) if chunk_seconds else None
-    if limit is not None:
-        chunk = min(chunk, limit) if chunk else limit
-    overlap = int(overlap_seconds * rate)
-    if chunk is not None and not 0 <= overlap < chunk // 2:
-        raise ValueError(f"overlap_seconds={overlap_seconds} must be >= 0 and under half of the chunk ({chunk / rate} s)")
+    store = EmbeddingCache() if opts.cache is True else (opts.cache or None)
+    if opts.device is not None:
+        bb.to(opts.device)
+    chunk, overlap = _windows(bb, opts)
     n = len(clips)
-    out = np.zeros((n, bb.spec.num_layers, pooled_dim(pooling, bb.spec.dim)), dtype=np.float32)
+    out = np.zeros((n, bb.spec.num_layers, pooled_dim(opts.pooling, bb.spec.dim)), dtype=np.float32)
     bar = None
-    if progress:
+    if opts.progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, desc=f"embed [{bb.spec.name}]", unit="clip")
-    with torch_threads(num_threads), torch.inference_mode():
-        for start in range(0, n, block):
-            idx = range(start, min(start + block, n))
-            waves: dict[int, np.ndarray] = {}
-            keys: dict[int, str] = {}
-            for i in idx:
-                w = _load(clips[i], sr, rate)
-                key = EmbeddingCache.key(hash_samples(w.samples, rate), fingerprint=bb.spec.fingerprint, pooling=pooling)
-                hit = store.get(key) if store is not None else None
-                if hit is not None and hit.shape == out.shape[1:]:
-                    out[i] = hit
-                    if bar is not None:
-                        bar.update(1)
-                else:
-                    waves[i], keys[i] = w.samples, key
-            long_ids = [i for i in waves if chunk is not None and len(waves[i]) > chunk]
-            for i in long_ids:
-                frames = _forward_long(bb, waves.pop(i), chunk, overlap, dev)  # type: ignore[arg-type]
-                out[i] = pool(frames[:, None], torch.tensor([frames.shape[1]]), pooling)[:, 0].float().cpu().numpy()
-                if store is not None:
-                    store.put(keys[i], out[i])
-                if bar is not None:
-                    bar.update(1)
-            ids = list(waves)
-            lengths = [len(waves[i]) for i in ids]
-            for batch in _buckets(lengths, batch_size, int(max_batch_seconds * rate)):
-                members = [ids[j] for j in batch]
-                x, lens = pad_batch([waves[i] for i in members])
-                stack = bb(x.to(dev), lens)
-                pooled = pool(stack.features, stack.lengths, pooling).float().cpu().numpy()
-                for b, i in enumerate(members):
-                    out[i] = pooled[:, b]
-                    if store is not None:
-                        store.put(keys[i], out[i])
-                if bar is not None:
-                    bar.update(len(members))
+    tick = (lambda k: bar.update(k)) if bar is not None else (lambda k: None)
+    with torch_threads(opts.num_threads), torch.inference_mode():
+        for start in range(0, n, opts.block):
+            waves, keys = _cache_lookup(bb, clips, range(start, min(start + opts.block, n)), out, store, opts, tick)
+            _embed_long(bb, waves, keys, out, store, opts, chunk, overlap, tick)
+            _embed_buckets(bb, waves, keys, out, store, opts, tick)
     if bar is not None:
         bar.close()
     return out
+
+
+def _windows(bb: Backbone, opts: EmbedOptions) -> tuple[int | None, int]:
+    """Chunk and overlap lengths in samples (the chunk is capped by the backbone's own limit)."""
+    rate, limit = bb.spec.sample_rate, bb.spec.max_samples
+    chunk = int(opts.chunk_seconds * rate) if opts.chunk_seconds else None
+    if limit is not None:
+        chunk = min(chunk, limit) if chunk else limit
+    overlap = int(opts.overlap_seconds * rate)
+    if chunk is not None and not 0 <= overlap < chunk // 2:
+        raise ValueError(f"overlap_seconds={opts.overlap_seconds} must be >= 0 and under half of the chunk "
+                         f"({chunk / rate} s)")
+    return chunk, overlap
+
+
+def _cache_lookup(bb, clips, idx, out, store, opts, tick) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """Decode the clips ``idx``; fill ``out`` from the cache; return the misses (samples, cache keys)."""
+    rate = bb.spec.sample_rate
+    waves: dict[int, np.ndarray] = {}
+    keys: dict[int, str] = {}
+    for i in idx:
+        w = _load(clips[i], opts.sr, rate)
+        key = EmbeddingCache.key(hash_samples(w.samples, rate), fingerprint=bb.spec.fingerprint, pooling=opts.pooling)
+        hit = store.get(key) if store is not None else None
+        if hit is not None and hit.shape == out.shape[1:]:
+            out[i] = hit
+            tick(1)
+        else:
+            waves[i], keys[i] = w.samples, key
+    return waves, keys
+
+
+def _embed_long(bb, waves, keys, out, store, opts, chunk, overlap, tick) -> None:
+    """Clips longer than one chunk: windows stitched into one frame sequence, pooled once (removed
+    from ``waves``)."""
+    for i in [i for i in waves if chunk is not None and len(waves[i]) > chunk]:
+        frames = _forward_long(bb, waves.pop(i), chunk, overlap, bb.device)   # (L, T, D)
+        out[i] = pool(frames[:, None], torch.tensor([frames.shape[1]]), opts.pooling)[:, 0].float().cpu().numpy()
+        if store is not None:
+            store.put(keys[i], out[i])
+        tick(1)
+
+
+def _embed_buckets(bb, waves, keys, out, store, opts, tick) -> None:
+    """The other clips in length-sorted, padded batches."""
+    ids = list(waves)
+    lengths = [len(waves[i]) for i in ids]
+    for batch in _buckets(lengths, opts.batch_size, int(opts.max_batch_seconds * bb.spec.sample_rate)):
+        members = [ids[j] for j in batch]
+        x, lens = pad_batch([waves[i] for i in members])
+        stack = bb(x.to(bb.device), lens)
+        pooled = pool(stack.features, stack.lengths, opts.pooling).float().cpu().numpy()   # (L, B, D')
+        for b, i in enumerate(members):
+            out[i] = pooled[:, b]
+            if store is not None:
+                store.put(keys[i], out[i])
+        tick(len(members))
 
 
 def embed(
@@ -195,19 +238,19 @@ def embed(
     *,
     layers: int | Sequence[int] | str = DEFAULT_LAYERS,
     weights: Sequence[float] | None = None,
-    pooling: str = DEFAULT_POOLING,
-    **kwargs: object,
+    options: EmbedOptions | None = None,
+    **overrides: object,
 ) -> np.ndarray:
     """Utterance embeddings ``(N, D)`` float32: ``embed_layers`` then ``combine_layers``.
 
     ``layers``: an int, a list of ints (concatenated), ``"all"`` (concatenation of every layer; the
-    default), ``"mean"``, or ``"weighted"`` with ``weights`` (one per layer). Other keyword
-    arguments go to ``embed_layers`` (``sr``, ``cache``, ``progress``, ``batch_size``...).
+    default), ``"mean"``, or ``"weighted"`` with ``weights`` (one per layer). ``options`` and other
+    keyword arguments are ``EmbedOptions`` fields (``sr``, ``cache``, ``progress``, ``pooling``...).
 
     Example:
         >>> bb = get_backbone()                          # doctest: +SKIP
         >>> embed(bb, ["a.wav", "b.flac"]).shape         # doctest: +SKIP
         (2, 1920)
     """
-    per_layer = embed_layers(backbone, clips, pooling=pooling, **kwargs)  # type: ignore[arg-type]
+    per_layer = embed_layers(backbone, clips, options=options, **overrides)
     return np.ascontiguousarray(combine_layers(per_layer, layers, weights), dtype=np.float32)
