@@ -44,7 +44,7 @@ def open_store(url: str | os.PathLike | ProfileStore, **options) -> ProfileStore
 
     Example:
         >>> open_store(":memory:").schema_version()
-        2
+        3
     """
     if isinstance(url, ProfileStore):
         return url

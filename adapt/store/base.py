@@ -106,19 +106,24 @@ class ProfileStore:
         ``fn`` runs inside the write transaction (keep it short); if it raises, nothing changes.
         """
         check_tenant(tenant), check_user(user)
+        return self._modify_row("profiles", ("tenant", "user_id"), (tenant, user), fn)
+
+    def _modify_row(self, table: str, key_cols: tuple[str, ...], key: tuple, fn: Callable[[Optional[bytes]], bytes]) -> int:
+        """Read-modify-write of one row of ``table`` (``state``, ``updated_at``, ``revision`` columns)."""
+        where = " AND ".join(f"{c}=?" for c in key_cols)
+        cols = ", ".join(key_cols)
         with self._tx() as cur:
-            # a row to lock: two first writers of one user must not both insert
-            cur.execute(self._q("INSERT INTO profiles(tenant, user_id, state, updated_at, revision) "
-                                "VALUES (?, ?, ?, ?, 0) ON CONFLICT (tenant, user_id) DO NOTHING"),
-                        (tenant, user, b"", time.time()))
-            cur.execute(self._q("SELECT state, revision FROM profiles WHERE tenant=? AND user_id=?" + self._lock_clause),
-                        (tenant, user))
+            # a row to lock: two first writers of one key must not both insert
+            cur.execute(self._q(f"INSERT INTO {table}({cols}, state, updated_at, revision) "
+                                f"VALUES ({', '.join('?' * len(key_cols))}, ?, ?, 0) ON CONFLICT ({cols}) DO NOTHING"),
+                        (*key, b"", time.time()))
+            cur.execute(self._q(f"SELECT state, revision FROM {table} WHERE {where}" + self._lock_clause), key)
             state, rev = cur.fetchone()
             new = fn(None if int(rev) == 0 else bytes(state))
             if not isinstance(new, (bytes, bytearray)):
                 raise TypeError(f"modify: fn must return bytes, got {type(new).__name__}")
-            cur.execute(self._q("UPDATE profiles SET state=?, updated_at=?, revision=? WHERE tenant=? AND user_id=?"),
-                        (bytes(new), time.time(), int(rev) + 1, tenant, user))
+            cur.execute(self._q(f"UPDATE {table} SET state=?, updated_at=?, revision=? WHERE {where}"),
+                        (bytes(new), time.time(), int(rev) + 1, *key))
             return int(rev) + 1
 
     def delete(self, tenant: str, user: str) -> bool:
@@ -136,6 +141,20 @@ class ProfileStore:
     def count_users(self, tenant: str) -> int:
         return int(self._one("SELECT COUNT(*) FROM profiles WHERE tenant=? AND revision > 0",
                              (check_tenant(tenant),))[0])
+
+    # -- tenant profiles ---------------------------------------------------------------------
+    def get_tenant(self, tenant: str) -> Optional[bytes]:
+        """The tenant-level state blob (the deployment layer), or ``None``."""
+        row = self._one("SELECT state FROM tenant_profiles WHERE tenant=? AND revision > 0", (check_tenant(tenant),))
+        return None if row is None else bytes(row[0])
+
+    def modify_tenant(self, tenant: str, fn: Callable[[Optional[bytes]], bytes]) -> int:
+        """``modify`` for the tenant-level state; returns its new revision."""
+        return self._modify_row("tenant_profiles", ("tenant",), (check_tenant(tenant),), fn)
+
+    def delete_tenant(self, tenant: str) -> bool:
+        """Remove the tenant-level state (its users' profiles stay); ``False`` if there was none."""
+        return self._write("DELETE FROM tenant_profiles WHERE tenant=? AND revision > 0", (check_tenant(tenant),)) > 0
 
     # -- API keys ---------------------------------------------------------------------------
     def create_key(self, tenant: str, *, read_only: bool = False) -> str:

@@ -13,9 +13,10 @@ from ..errors import ProfileStoreError
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "apply_migrations"]
 
 #: Latest schema; ``MIGRATIONS[v]`` upgrades a store from ``v - 1`` to ``v``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # v1: profiles only. v2: revision counter per profile and hashed API keys per tenant.
+# v3: one tenant-level profile per tenant (the deployment layer between the global head and users).
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE TABLE IF NOT EXISTS profiles (tenant TEXT NOT NULL, user_id TEXT NOT NULL, "
@@ -27,6 +28,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "key_hash TEXT NOT NULL UNIQUE, read_only INTEGER NOT NULL DEFAULT 0, "
         "created_at DOUBLE PRECISION NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)",
         "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant)",
+    ],
+    3: [
+        "CREATE TABLE IF NOT EXISTS tenant_profiles (tenant TEXT PRIMARY KEY, state {blob} NOT NULL, "
+        "updated_at DOUBLE PRECISION NOT NULL, revision BIGINT NOT NULL DEFAULT 0)",
     ],
 }
 

@@ -34,6 +34,21 @@ def test_roundtrip_revisions_and_delete(store):
         store.require("acme", "alice")
 
 
+def test_tenant_profile_roundtrip_is_separate_from_users(store):
+    assert store.get_tenant("acme") is None
+    assert store.modify_tenant("acme", lambda old: b"t1") == 1
+    assert store.modify_tenant("acme", lambda old: old + b"+t2") == 2
+    assert store.get_tenant("acme") == b"t1+t2" and store.get_tenant("other") is None
+    assert store.list_users("acme") == [] and store.count_users("acme") == 0
+    with pytest.raises(RuntimeError):
+        store.modify_tenant("acme", lambda old: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert store.get_tenant("acme") == b"t1+t2"          # a failed write changes nothing
+    assert store.delete_tenant("acme") is True and store.get_tenant("acme") is None
+    assert store.delete_tenant("acme") is False
+    with pytest.raises(ValueError, match="tenant"):
+        store.get_tenant("bad tenant!")
+
+
 def test_failed_modify_changes_nothing(store):
     store.modify("acme", "bob", lambda old: b"kept")
 
@@ -124,6 +139,28 @@ def test_sqlite_migrates_a_version_1_store(tmp_path):
         assert s.get("acme", "old-user") == b"\x01\x02" and s.revision("acme", "old-user") == 1
         assert s.modify("acme", "old-user", lambda old: old + b"\x03") == 2
         assert s.authenticate(s.create_key("acme")).tenant == "acme"  # v2 table exists
+
+
+def test_sqlite_migrates_a_version_2_store_of_the_first_release(tmp_path):
+    path = tmp_path / "v2.db"
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '2');
+        CREATE TABLE profiles (tenant TEXT NOT NULL, user_id TEXT NOT NULL, state BLOB NOT NULL,
+                               updated_at DOUBLE PRECISION NOT NULL, revision BIGINT NOT NULL DEFAULT 1,
+                               PRIMARY KEY (tenant, user_id));
+        CREATE TABLE api_keys (key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,
+                               read_only INTEGER NOT NULL DEFAULT 0, created_at DOUBLE PRECISION NOT NULL,
+                               revoked INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO profiles VALUES ('acme', 'alice', X'0A0B', 0.0, 7);
+    """)
+    con.commit()
+    con.close()
+    with open_store(path) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 3
+        assert s.get("acme", "alice") == b"\x0a\x0b" and s.revision("acme", "alice") == 7
+        assert s.modify_tenant("acme", lambda old: b"tenant") == 1
 
 
 def test_newer_schema_is_refused(tmp_path):
