@@ -82,7 +82,8 @@ class MetaHeadBase(HeadMixin, ClassifierMixin, BaseEstimator):
         X, y = check_Xy(X, y, owner=type(self).__name__)
         n_classes = len(np.unique(y))
         if n_classes < 2:
-            raise ValueError(f"{type(self).__name__}.meta_fit needs episodes of at least 2 classes, got {n_classes} class")
+            raise ValueError(f"{type(self).__name__}.meta_fit needs episodes of at least 2 classes, "
+                             f"got {n_classes} class")
         std = Standardizer().fit(X)
         self.mean_, self.scale_ = std.mean_, std.scale_
         self.n_features_in_ = X.shape[1]
@@ -99,4 +100,5 @@ class MetaHeadBase(HeadMixin, ClassifierMixin, BaseEstimator):
 
     def _require_meta(self) -> None:
         if getattr(self, "mean_", None) is None:
-            raise EstimatorNotFittedError(f"{type(self).__name__} is not meta-trained: call meta_fit(X, y, speakers) first")
+            raise EstimatorNotFittedError(f"{type(self).__name__} is not meta-trained: "
+                                          "call meta_fit(X, y, speakers) first")
