@@ -59,6 +59,12 @@ class SpeakerNormalizer(TransformerMixin, BaseEstimator):
         std_floor: lower bound of the std, relative to the mean std over dimensions.
 
     Attributes (after fit): ``mean_`` ``[D]``, ``scale_`` ``[D]``, ``n_samples_``, ``n_features_in_``.
+
+    A scikit-learn transformer: ``__init__`` only stores, ``fit`` checks the parameters, ``clone``
+    / ``Pipeline`` / ``GridSearchCV`` work, and it passes scikit-learn's estimator checks. In a
+    ``Pipeline`` it standardizes with the statistics of all the rows it is fitted on (one
+    "speaker"); per-speaker standardization of a training table is ``standardize_by_speaker``.
+    ``transform`` returns float32 whatever the input dtype.
     """
 
     def __init__(self, *, with_std: bool = True, std_shrinkage: float = 4.0, std_floor: float = 0.05) -> None:
@@ -66,7 +72,12 @@ class SpeakerNormalizer(TransformerMixin, BaseEstimator):
         self.std_shrinkage = std_shrinkage
         self.std_floor = std_floor
 
-    def _check_params(self) -> None:
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]   # transform always returns float32
+        return tags
+
+    def _validate_params(self) -> None:
         if not isinstance(self.with_std, (bool, np.bool_)):
             raise TypeError(f"with_std must be a bool, got {self.with_std!r}")
         for name in ("std_shrinkage", "std_floor"):
@@ -76,12 +87,12 @@ class SpeakerNormalizer(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None) -> "SpeakerNormalizer":
         """Estimate mean and scale from ``X [N, D]`` (``N >= 1``); with labels ``y``, classes weigh equally."""
-        self._check_params()
+        self._validate_params()
         if y is None:
-            X = check_X(X).astype(np.float64)
+            X = check_X(X, owner=type(self).__name__).astype(np.float64)
             w = np.full(len(X), 1.0 / len(X))
         else:
-            X, y = check_Xy(X, y)
+            X, y = check_Xy(X, y, owner=type(self).__name__)
             X = X.astype(np.float64)
             classes, inv, counts = np.unique(y.astype(str), return_inverse=True, return_counts=True)
             w = 1.0 / (counts[inv] * len(classes))
@@ -106,7 +117,7 @@ class SpeakerNormalizer(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Standardized ``[N, D]`` float32 copy of ``X``."""
         require_fitted(self, "mean_")
-        X = check_X(X, dim=self.n_features_in_)
+        X = check_X(X, dim=self.n_features_in_, owner=type(self).__name__)
         return ((X - self.mean_) / self.scale_).astype(np.float32)
 
     def get_state(self) -> dict:
@@ -120,6 +131,7 @@ class SpeakerNormalizer(TransformerMixin, BaseEstimator):
     def from_state(cls, state: dict) -> "SpeakerNormalizer":
         check_state(state, cls)
         norm = cls(with_std=state["with_std"], std_shrinkage=state["std_shrinkage"], std_floor=state["std_floor"])
+        norm._validate_params()
         mean = np.asarray(state["mean"], dtype=np.float64)
         scale = np.asarray(state["scale"], dtype=np.float64)
         if mean.ndim != 1 or mean.shape != scale.shape or not (scale > 0).all():

@@ -1,9 +1,14 @@
-"""Few-shot heads on frozen embeddings, scikit-learn style.
+"""Few-shot heads on frozen embeddings; every head is a scikit-learn classifier.
 
-Every head has ``fit(X, y)``, ``predict(X) -> [N] str``, ``predict_proba(X) -> [N, C]`` ordered as
-``classes_``, ``get_state() -> dict`` (JSON-serializable) and ``Cls.from_state(d)``; it raises
-``adapt.errors.NotFittedError`` before fit and ``UnknownLabelError`` / ``ValueError`` on bad labels
-or a wrong feature dimension.
+Every head subclasses ``HeadMixin, ClassifierMixin, BaseEstimator`` (``adapt.heads.base``):
+``__init__`` only stores its arguments (``get_params`` / ``set_params`` / ``clone`` work; ``fit``
+checks them), ``fit(X, y)``, ``partial_fit(X, y)``, ``predict(X) -> [N]`` (labels of the type
+the head was fitted on), ``predict_proba(X) -> [N, C]`` ordered as ``classes_``,
+``decision_function``, ``score(X, y)`` = **UA** (unweighted average recall, not scikit-learn's
+accuracy), ``get_state() -> dict`` (JSON-serializable) and ``Cls.from_state(d)``. It raises
+``adapt.errors.NotFittedError`` (also scikit-learn's) before fit and ``UnknownLabelError`` /
+``ValueError`` on bad labels or a wrong feature dimension. A fitted ``PrototypeHead`` prior
+survives ``clone`` as ``prior=sklearn.frozen.FrozenEstimator(head)``.
 
 * ``PrototypeHead`` — class means, cosine/euclidean, incremental classes, shrinkage to a prior.
 * ``LinearHead`` / ``MLPHead`` — torch, class weights, sample weights, warm-started fine-tuning.

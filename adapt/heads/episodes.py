@@ -9,8 +9,9 @@ of ``ways`` emotions. Two kinds, matching the two ways a model meets a new perso
 * ``mode="cross"`` — support from one speaker, query from another (speaker-independent transfer).
   Both sides use ``FusedNWaysKShots`` restricted to the shared emotions.
 
-Labels in an episode are the **global** class indices (into ``EpisodeSampler.classes``) so that a
-head can keep one output per emotion; ``Episode.ways()`` lists which ones are present. learn2learn
+Labels in an episode are the **global** class indices (into ``EpisodeSampler.classes``, the
+sorted labels, of their own type: ``np.unique(y)``, as a head's ``classes_``) so that a head can
+keep one output per emotion; ``Episode.ways()`` lists which ones are present. learn2learn
 samples with Python's ``random`` module; the sampler keeps its own ``random`` state and swaps it
 in around each draw, so episodes are reproducible under ``seed`` and the caller's global random
 state is left untouched.
@@ -31,6 +32,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
+
+from ..validation import check_labels
 
 __all__ = ["Episode", "EpisodeSampler", "EPISODE_MODES"]
 
@@ -86,15 +89,16 @@ class EpisodeSampler:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
         X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y).astype(str)
+        y = np.asarray(y)
         spk = np.asarray(speakers).astype(str)
         if X.ndim != 2 or y.shape != (len(X),) or spk.shape != (len(X),):
             raise ValueError(f"need X [N, D], y [N], speakers [N]; got {X.shape}, {y.shape}, {spk.shape}")
-        self.classes: list[str] = sorted(set(y.tolist()))
+        y = check_labels(y)
+        self.classes: list = np.unique(y).tolist()
         self.mode, self.ways, self.shots, self.queries, self.min_ways = mode, int(ways), int(shots), int(queries), int(min_ways)
         self._Fused, self._TaskDataset, self._LoadData = Fused, TaskDataset, LoadData
         index = {c: i for i, c in enumerate(self.classes)}
-        y_idx = np.array([index[c] for c in y], dtype=np.int64)
+        y_idx = np.array([index[c] for c in y.tolist()], dtype=np.int64)
         need = shots + queries if mode == "personal" else min(shots, queries)
         self._per_speaker: dict[str, tuple] = {}
         for s in sorted(set(spk.tolist())):

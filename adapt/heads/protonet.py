@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from torch import nn
 
 from ..threads import torch_threads
-from ..validation import check_state, check_X, check_Xy, require_fitted, state_header
+from ..validation import check_label_kind, check_labels, check_state, check_Xy, require_fitted, state_header
 from .meta_base import MetaHeadBase, _mlp, _positive, _positive_int
 from .prototype import PrototypeHead
 
 __all__ = ["ProtoNetHead"]
 
 
-class ProtoNetHead(MetaHeadBase):
-    """ProtoNet adapter + prototype head.
+class ProtoNetHead(TransformerMixin, MetaHeadBase):
+    """ProtoNet adapter + prototype head; also a transformer (``transform``: the adapted embeddings).
+
+    ``TransformerMixin`` (``fit_transform``) comes first in the MRO; it defines none of the
+    predicting methods, so ``HeadMixin``'s ``predict`` / ``score`` (UA) still win over
+    ``ClassifierMixin``'s.
 
     Args:
         dim, hidden: adapter ``D -> hidden -> dim`` (ReLU).
@@ -37,28 +42,49 @@ class ProtoNetHead(MetaHeadBase):
         episodes, lr: Adam steps (one episode each) and learning rate.
         shrinkage: pseudo-count of the global (training-speaker) prototypes in ``fit``; 0 = none.
         temperature: of the prototype head (euclidean distance in adapted space).
-        seed: torch and episode seed.
+        seed: seeds the adapter's initialization and the episodes.
+
+    Attributes (after ``meta_fit``): ``adapter_``, ``prior_`` (the training speakers' prototypes in
+    adapted space, a fitted ``PrototypeHead``), ``head_`` (``prior_`` until ``fit``), ``classes_``,
+    ``mean_`` / ``scale_``, ``n_features_in_``.
     """
 
     def __init__(self, *, dim: int = 128, hidden: int = 256, ways: int | None = None, shots: int = 5,
                  queries: int = 5, mode: str = "personal", episodes: int = 300, lr: float = 1e-3,
                  shrinkage: float = 2.0, temperature: float = 1.0, seed: int = 0) -> None:
-        self.dim, self.hidden = _positive_int("dim", dim), _positive_int("hidden", hidden)
-        self.lr, self.temperature = _positive("lr", lr), _positive("temperature", temperature)
-        if not isinstance(shrinkage, (int, float)) or shrinkage < 0:
-            raise ValueError(f"shrinkage must be a number >= 0, got {shrinkage!r}")
-        self.shrinkage = float(shrinkage)
-        self._check_episode_args(ways, shots, queries, episodes, mode, seed)
-        self.mean_ = self.scale_ = self.n_features_in_ = None
-        self.adapter_: nn.Module | None = None
-        self.prior_: PrototypeHead | None = None
-        self.head_: PrototypeHead | None = None
-        self.classes_: np.ndarray | None = None
+        self.dim = dim
+        self.hidden = hidden
+        self.ways = ways
+        self.shots = shots
+        self.queries = queries
+        self.mode = mode
+        self.episodes = episodes
+        self.lr = lr
+        self.shrinkage = shrinkage
+        self.temperature = temperature
+        self.seed = seed
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]   # transform always returns float32
+        return tags
+
+    def _validate_params(self) -> None:
+        _positive_int("dim", self.dim)
+        _positive_int("hidden", self.hidden)
+        _positive("lr", self.lr)
+        _positive("temperature", self.temperature)
+        s = self.shrinkage
+        if isinstance(s, bool) or not isinstance(s, (int, float, np.number)) or s < 0:
+            raise ValueError(f"shrinkage must be a number >= 0, got {s!r}")
+        self._validate_episode_params()
 
     def _config(self) -> dict:
-        return {"dim": self.dim, "hidden": self.hidden, "ways": self.ways, "shots": self.shots,
-                "queries": self.queries, "mode": self.mode, "episodes": self.episodes, "lr": self.lr,
-                "shrinkage": self.shrinkage, "temperature": self.temperature, "seed": self.seed}
+        return {"dim": int(self.dim), "hidden": int(self.hidden),
+                "ways": None if self.ways is None else int(self.ways), "shots": int(self.shots),
+                "queries": int(self.queries), "mode": self.mode, "episodes": int(self.episodes),
+                "lr": float(self.lr), "shrinkage": float(self.shrinkage), "temperature": float(self.temperature),
+                "seed": int(self.seed)}
 
     def meta_fit(self, X, y, speakers) -> "ProtoNetHead":
         """Train the adapter on episodes from ``X [N, D]``, ``y [N]``, ``speakers [N]``."""
@@ -66,11 +92,11 @@ class ProtoNetHead(MetaHeadBase):
             return self._meta_fit(X, y, speakers)
 
     def _meta_fit(self, X, y, speakers) -> "ProtoNetHead":
-        Z, y, sampler = self._prepare(X, y, speakers)
-        self.adapter_ = _mlp(Z.shape[1], (self.hidden,), self.dim)
-        opt = torch.optim.Adam(self.adapter_.parameters(), lr=self.lr)
+        Z, y, sampler, gen = self._prepare(X, y, speakers)
+        self.adapter_ = _mlp(Z.shape[1], (int(self.hidden),), int(self.dim), gen)
+        opt = torch.optim.Adam(self.adapter_.parameters(), lr=float(self.lr))
         self.adapter_.train()
-        for _ in range(self.episodes):
+        for _ in range(int(self.episodes)):
             ep = sampler.sample()
             s, q = self.adapter_(ep.support_x), self.adapter_(ep.query_x)
             ways = ep.ways()
@@ -81,7 +107,7 @@ class ProtoNetHead(MetaHeadBase):
             loss.backward()
             opt.step()
         self.adapter_.eval()
-        self.prior_ = PrototypeHead(metric="euclidean", temperature=self.temperature).fit(self._embed_z(Z), y)
+        self.prior_ = PrototypeHead(metric="euclidean", temperature=float(self.temperature)).fit(self._embed_z(Z), y)
         self.head_, self.classes_ = self.prior_, self.prior_.classes_
         return self
 
@@ -92,32 +118,37 @@ class ProtoNetHead(MetaHeadBase):
     def transform(self, X) -> np.ndarray:
         """Adapted embeddings ``[N, dim]``."""
         self._require_meta()
-        return self._embed_z(self._z(check_X(X, dim=self.n_features_in_)))
+        return self._embed_z(self._z(self._check_X(X)))
 
     def fit(self, X, y) -> "ProtoNetHead":
         """Prototypes of the new speaker's shots (shrunk toward the global ones; new classes allowed)."""
         self._require_meta()
-        X, y = check_Xy(X, y, dim=self.n_features_in_)
+        self._validate_params()
+        X, y = check_Xy(X, y, dim=self.n_features_in_, owner=type(self).__name__)
+        check_label_kind(y, self.prior_.classes_, head=type(self).__name__)
         prior = self.prior_ if self.shrinkage > 0 else None
-        self.head_ = PrototypeHead(metric="euclidean", temperature=self.temperature, prior=prior,
-                                   shrinkage=self.shrinkage or 0.0).fit(self.transform(X), y)
+        self.head_ = PrototypeHead(metric="euclidean", temperature=float(self.temperature), prior=prior,
+                                   shrinkage=float(self.shrinkage)).fit(self.transform(X), y)
         self.classes_ = self.head_.classes_
         return self
 
-    def partial_fit(self, X, y) -> "ProtoNetHead":
-        """Add shots (and classes) to the current prototypes."""
+    def partial_fit(self, X, y, classes=None) -> "ProtoNetHead":
+        """Add shots (and classes) to the current prototypes (``classes``: as in ``PrototypeHead``)."""
         self._require_meta()
         if self.head_ is self.prior_:
             return self.fit(X, y)
-        X, y = check_Xy(X, y, dim=self.n_features_in_)
+        X, y = check_Xy(X, y, dim=self.n_features_in_, owner=type(self).__name__)
+        check_label_kind(y, self.classes_, head=type(self).__name__)
+        if classes is not None:
+            check_label_kind(check_labels(classes), self.classes_, head=type(self).__name__)
         self.head_.partial_fit(self.transform(X), y)
         self.classes_ = self.head_.classes_
         return self
 
-    def decision_function(self, X) -> np.ndarray:
+    def _logits(self, X) -> np.ndarray:
         """Logits ``[N, C]``: negative squared distances to the prototypes / temperature."""
         require_fitted(self)
-        return self.head_.decision_function(self.transform(X))
+        return self.head_._logits(self.transform(X))
 
     def get_state(self) -> dict:
         require_fitted(self)
@@ -131,10 +162,11 @@ class ProtoNetHead(MetaHeadBase):
     def from_state(cls, state: dict) -> "ProtoNetHead":
         check_state(state, cls)
         head = cls(**state["config"])
+        head._validate_params()
         head.mean_ = np.asarray(state["mean"], dtype=np.float64)
         head.scale_ = np.asarray(state["scale"], dtype=np.float64)
         head.n_features_in_ = len(head.mean_)
-        head.adapter_ = _mlp(head.n_features_in_, (head.hidden,), head.dim)
+        head.adapter_ = _mlp(head.n_features_in_, (int(head.hidden),), int(head.dim), torch.Generator())
         head.adapter_.load_state_dict({k: torch.as_tensor(v) for k, v in state["adapter"].items()})
         head.adapter_.eval()
         head.prior_ = PrototypeHead.from_state(state["prior"])

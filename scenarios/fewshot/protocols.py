@@ -263,8 +263,12 @@ def _enroll_new_emotion(base, pool, e, k, r, *, X, y, kind: str, replay: int):
 
 
 def _predict_offset(head, X, label: str, offset: float) -> np.ndarray:
-    """Predictions with ``offset`` subtracted from ``label``'s logit."""
-    scores = head.decision_function(X)
+    """Predictions with ``offset`` subtracted from ``label``'s logit.
+
+    Log-probabilities differ from the logits by a per-row constant, so the arg-max (and the
+    effect of the offset) is the same as on the logits.
+    """
+    scores = head.predict_log_proba(X)
     if offset:
         scores = scores.copy()
         scores[:, list(head.classes_).index(label)] -= offset

@@ -132,7 +132,7 @@ class Recipe:
             Xe, Xt = norm.transform(Xe), norm.transform(Xt)
         ye = np.asarray(ye).astype(object)
         head = self._adapt(self.reference, Xe, ye, Xt)
-        scores = head.decision_function(Xt)
+        scores = head.predict_log_proba(Xt)   # [M, C] whatever C (decision_function is [M] for 2 classes)
         allowed = np.isin(head.classes_.astype(str), np.unique(ye.astype(str)))
         if restrict and allowed.any():
             scores = np.where(allowed[None, :], scores, -np.inf)
@@ -143,7 +143,7 @@ class Recipe:
         raise NotImplementedError
 
     def _adapt(self, reference, Xe, ye, Xt):
-        """The adapted head (anything with ``classes_`` and ``decision_function``); never modifies ``reference``."""
+        """The adapted head (anything with ``classes_`` and ``predict_log_proba``); never modifies ``reference``."""
         raise NotImplementedError
 
 

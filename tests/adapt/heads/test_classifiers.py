@@ -99,15 +99,20 @@ def test_linear_finetune_stays_near_anchor(data):
     assert move(stiff) < move(loose)
 
 
-def test_config_errors():
-    with pytest.raises(ValueError, match="class_weight"):
-        LinearHead(class_weight="auto")
-    with pytest.raises(ValueError, match="hidden"):
-        MLPHead(hidden=())
-    with pytest.raises(ValueError, match="kernel"):
-        SVMHead(kernel="poly")
-    with pytest.raises(ValueError, match="n_neighbors"):
-        KNNHead(n_neighbors=0)
+def test_config_errors(data):
+    """Parameters are stored as given and checked by fit (scikit-learn style), with the same messages."""
+    Xtr, ytr, _, _ = data
+    bad = [(LinearHead(class_weight="auto"), "class_weight"), (LinearHead(max_iter=0), "max_iter"),
+           (MLPHead(hidden=()), "hidden"), (MLPHead(hidden=("a",)), "hidden"), (MLPHead(dropout=1.0), "dropout"),
+           (SVMHead(kernel="poly"), "kernel"), (SVMHead(C=0), "C must be"), (KNNHead(n_neighbors=0), "n_neighbors"),
+           (GMMHead(covariance_type="round"), "covariance_type")]
+    for head, match in bad:
+        assert head.get_params()   # constructing never raises
+        with pytest.raises(ValueError, match=match):
+            head.fit(Xtr, ytr)
+        with pytest.raises(ValueError, match=match):
+            head.partial_fit(Xtr, ytr)
+    assert MLPHead(hidden=[8]).get_params()["hidden"] == [8]   # kept as given, not converted
     with pytest.raises(KeyError, match="known heads"):
         make_head("xgboost")
     assert isinstance(make_head("svm", C=2.0), SVMHead)

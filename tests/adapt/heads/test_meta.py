@@ -109,8 +109,15 @@ def test_maml_rejects_unknown_labels_protonet_accepts_new_class(rng):
     assert "new" in proto.classes_.tolist()
 
 
-def test_meta_config_errors():
+def test_meta_config_errors(rng):
+    X, y, spk = speakers_data(rng)
     with pytest.raises(ValueError, match="algorithm"):
-        MAMLHead(algorithm="reptile")
+        MAMLHead(algorithm="reptile").meta_fit(X, y, spk)
     with pytest.raises(ValueError, match="episodes"):
-        ProtoNetHead(episodes=0)
+        ProtoNetHead(episodes=0).meta_fit(X, y, spk)
+    with pytest.raises(ValueError, match="hidden"):
+        MAMLHead(hidden=(0,)).meta_fit(X, y, spk)
+    with pytest.raises(ValueError, match="mode"):
+        ProtoNetHead(mode="global").meta_fit(X, y, spk)
+    with pytest.raises(ValueError, match="2 classes"):
+        ProtoNetHead().meta_fit(X[:8], y[:8], spk[:8])

@@ -108,12 +108,19 @@ def test_errors(rng):
         head.forget_classes(["nope"])
     with pytest.raises(ValueError, match="NaN"):
         head.predict(np.full((1, 16), np.nan))
+    # parameters are checked by fit / partial_fit (scikit-learn style), with the same messages
     with pytest.raises(ValueError, match="metric"):
-        PrototypeHead(metric="manhattan")
+        PrototypeHead(metric="manhattan").fit(X, y)
     with pytest.raises(ValueError, match="temperature"):
-        PrototypeHead(temperature=0)
+        PrototypeHead(temperature=0).fit(X, y)
+    with pytest.raises(ValueError, match="shrinkage"):
+        PrototypeHead(shrinkage=-1.0).partial_fit(X, y)
     with pytest.raises(ValueError, match="metric"):
-        PrototypeHead(metric="euclidean", prior=head)
+        PrototypeHead(metric="euclidean", prior=head).fit(X, y)
+    with pytest.raises(TypeError, match="prior"):
+        PrototypeHead(prior="global").fit(X, y)
+    with pytest.raises(NotFittedError, match="FrozenEstimator"):
+        PrototypeHead(prior=PrototypeHead()).fit(X, y)
     with pytest.raises(KeyError, match="prototype"):
         make_head("nearest")
 
