@@ -17,7 +17,7 @@ from .limits import AUDIO_CONTENT_TYPES, BodyLimit, ServiceLimits
 __all__ = ["create_app", "ServiceLimits", "AUDIO_CONTENT_TYPES"]
 
 DESCRIPTION = ("Personalized speech emotion recognition: enroll users with a few labelled clips, predict, "
-               "correct, add emotions, export, forget. Every /v1 route needs a tenant API key.")
+               "correct, add emotions, export / import, forget. Every /v1 route needs a tenant API key.")
 
 
 def create_app(personalizer, *, limits: ServiceLimits | None = None, title: str = "ser-adapt"):

@@ -11,6 +11,7 @@ apply; its OpenAPI schema takes ``MAX_USER_ID`` from there.
     GET    /v1/users/{user_id}             profile summary
     DELETE /v1/users/{user_id}             forget (writer key)
     GET    /v1/users/{user_id}/export      the profile as JSON
+    POST   /v1/users/{user_id}/import      restore an export (writer key; ?overwrite=true replaces)
     POST   /v1/users/{user_id}/enroll      multipart files + labels (writer key)
     POST   /v1/users/{user_id}/predict     multipart file
     POST   /v1/users/{user_id}/feedback    multipart file + label (writer key)
@@ -28,7 +29,7 @@ from ..errors import LengthMismatchError
 from ..store.ids import MAX_USER_ID, USER_ID_RULE, check_user
 from .auth import Reader, TenantKey, Writer
 from .limits import read_audio, read_audio_files
-from .schemas import ExportedProfile, Health, Prediction, UserList, UserSummary, error_responses
+from .schemas import ExportedProfile, Health, Prediction, ProfileImport, UserList, UserSummary, error_responses
 
 __all__ = ["router", "UserId"]
 
@@ -84,9 +85,16 @@ def delete_user(p: Writer, user: UserId) -> Response:
 
 
 @router.get("/v1/users/{user_id}/export", tags=["users"], response_model=ExportedProfile, responses=_READ,
-            summary="Export a user's profile as JSON")
+            summary="Export a user's profile as JSON (POST .../import restores it)")
 def export_user(p: Reader, user: UserId) -> dict[str, Any]:
     return p.export_user(user)
+
+
+@router.post("/v1/users/{user_id}/import", tags=["users"], response_model=UserSummary, responses=_WRITE,
+             summary="Restore an exported profile as this user (409 if the user exists, unless overwrite)")
+def import_user(p: Writer, user: UserId, profile: ProfileImport,
+                overwrite: bool = Query(False, description="replace an existing profile")) -> dict[str, Any]:
+    return p.import_user(profile.model_dump(), user=user, overwrite=overwrite).to_dict()
 
 
 @router.post("/v1/users/{user_id}/enroll", tags=["personalization"], response_model=UserSummary, responses=_WRITE,

@@ -1,9 +1,10 @@
 """Pydantic models of the HTTP service's JSON bodies: what every route answers (its
-``response_model``, so ``/openapi.json`` documents it) and the error shape.
+``response_model``, so ``/openapi.json`` documents it), the import body, and the error shape.
 
 The answers mirror the Python API: ``Prediction`` is ``adapt.Prediction.to_dict()`` plus the
 ``user``, ``UserSummary`` is ``adapt.UserSummary.to_dict()``, ``ExportedProfile`` is
-``Personalizer.export_user``.
+``Personalizer.export_user`` and ``ProfileImport`` accepts it back (``user`` and ``head`` are
+optional there: the path names the user, and the profile is checked against the served head).
 
 Example:
     >>> Prediction(user="alice", label="sad", probabilities={"sad": 0.8, "angry": 0.2}, confidence=0.8,
@@ -17,7 +18,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field
 
 __all__ = ["Prediction", "UserSummary", "UserList", "Health", "HeadInfo", "UserStateExport", "ExportedProfile",
-           "ErrorDetail", "ErrorResponse", "error_responses"]
+           "ProfileImport", "ErrorDetail", "ErrorResponse", "error_responses"]
 
 
 class Prediction(BaseModel):
@@ -86,10 +87,18 @@ class UserStateExport(BaseModel):
 
 
 class ExportedProfile(BaseModel):
-    """``GET /v1/users/{user_id}/export``: the whole profile."""
+    """``GET /v1/users/{user_id}/export``: the whole profile, accepted back by ``.../import``."""
 
     user: str
     head: HeadInfo
+    state: UserStateExport
+
+
+class ProfileImport(BaseModel):
+    """``POST /v1/users/{user_id}/import`` body: an ``ExportedProfile`` (``user`` is ignored)."""
+
+    user: Optional[str] = None
+    head: Optional[HeadInfo] = None
     state: UserStateExport
 
 
