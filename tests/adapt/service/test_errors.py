@@ -139,3 +139,15 @@ def test_framework_statuses_share_the_error_shape(env):
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     r = client.get("/v1/users/%20x")    # authentication comes before the id check
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = client.get("/v1/users/alice", headers=H(keys["ro"]))
+    assert r.status_code == 404    # a read-only key reads
+    r = client.delete("/v1/users/alice", headers=H(keys["ro"]))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = _predict(client, keys["a"], "u", b"\0" * 600_000, "audio/wav")            # file over max_file_bytes
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    r = _predict(client, keys["a"], "u", b"\0" * 2_100_000, "audio/wav")          # body over max_request_bytes
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    r = _predict(client, keys["a"], "u", b"hello", "text/plain")
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+    r = client.post("/v1/users/u/predict", headers=H(keys["a"]))                   # no file part
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
