@@ -46,6 +46,7 @@ UserId = Annotated[str, Depends(user_id)]
 Files = Annotated[list[UploadFile], File(description="audio clips")]
 
 _READ = error_responses(400, 401, 404, 422, 500, 503)
+_PREDICT = error_responses(400, 401, 404, 413, 415, 422, 500, 503)   # a read that uploads a file
 _WRITE = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
 
 
@@ -110,7 +111,8 @@ def enroll(p: Writer, user: UserId, request: Request, files: Files,
     return p.enroll(user, clips, labels).to_dict()
 
 
-@router.post("/v1/users/{user_id}/predict", tags=["personalization"], response_model=Prediction, responses=_READ,
+@router.post("/v1/users/{user_id}/predict", tags=["personalization"], response_model=Prediction,
+             responses=_PREDICT,
              summary="Predict the emotion of a clip (global model for users without a profile)")
 def predict(p: Reader, user: UserId, request: Request,
             file: UploadFile = File(..., description="audio clip")) -> dict[str, Any]:
