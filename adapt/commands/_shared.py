@@ -1,6 +1,11 @@
 """What the runtime commands share: the ``--store`` option, the personalizer factories and one
-error policy (``cli_errors``): a ser-adapt error a user can cause prints ``error: <Type>: <message>``
-and exits with status 2; anything else is a bug and keeps its traceback."""
+error policy (``cli_errors``, on every runtime command).
+
+Exit statuses: 0 done; 1 nothing to do (``users forget`` of a user without a profile, ``keys
+revoke`` of no active key); 2 an error the user can cause - a usage error (click), any
+``SerAdaptError`` (invalid id or label, bad audio, unknown user, store unavailable, ...), a missing
+or unwritable file, an unknown backbone name - printed as ``error: <Type>: <message>`` (usage
+errors as click's usage message). Anything else is a bug and keeps its traceback (Python's status 1)."""
 from __future__ import annotations
 
 import functools
@@ -9,8 +14,8 @@ import typer
 
 from ..errors import SerAdaptError
 
-__all__ = ["STORE_HELP", "store_option", "open_cli_store", "cli_personalizer", "admin_personalizer", "cli_errors",
-           "fail"]
+__all__ = ["STORE_HELP", "store_option", "open_cli_store", "cli_backbone", "cli_personalizer", "admin_personalizer",
+           "cli_errors", "fail"]
 
 STORE_HELP = "profile store: SQLite path or postgresql:// URL (default: $SER_ADAPT_STORE or the user data folder)"
 
@@ -26,16 +31,25 @@ def open_cli_store(store: str | None):
     return open_store(store if store else default_store_path())
 
 
-def cli_personalizer(store: str | None, tenant: str, backbone: str | None, head: str | None):
+def cli_backbone(name: str | None):
+    """The backbone called ``name`` (``None``: the default, chosen by ``Personalizer.default``);
+    an unknown name is a usage error of ``--backbone`` (exit status 2), not a traceback."""
+    if not name:
+        return None
+    from ..backbones import get_backbone
+
+    try:
+        return get_backbone(name)
+    except KeyError as exc:   # the registry's "unknown backbone ...; known: [...]"
+        raise typer.BadParameter(str(exc.args[0]) if exc.args else str(exc), param_hint="'--backbone'") from None
+
+
+def cli_personalizer(store: str | None, tenant: str, backbone: str | None, head: str | None, **config):
     """The default Personalizer for a command (backbone by name, shipped head unless ``head``)."""
     from ..personal import Personalizer, default_store_path
 
-    bb = None
-    if backbone:
-        from ..backbones import get_backbone
-
-        bb = get_backbone(backbone)
-    return Personalizer.default(store if store else default_store_path(), backbone=bb, head=head, tenant=tenant)
+    return Personalizer.default(store if store else default_store_path(), backbone=cli_backbone(backbone), head=head,
+                                tenant=tenant, **config)
 
 
 def admin_personalizer(store: str | None, tenant: str, head: str | None = None):
@@ -52,13 +66,14 @@ def fail(exc: BaseException, code: int = 2) -> None:
 
 def cli_errors(fn):
     """Turn the errors a user can cause (``SerAdaptError``, which also covers bad ids, labels,
-    audio and files) into ``error: ...`` on stderr and exit status 2."""
+    audio and stores; a missing, unreadable or misplaced file) into ``error: ...`` on stderr and
+    exit status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (SerAdaptError, FileNotFoundError, PermissionError) as exc:
+        except (SerAdaptError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             fail(exc)
 
     return wrapper

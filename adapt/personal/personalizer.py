@@ -150,6 +150,13 @@ def _as_embedder(backbone: Any) -> Embedder | None:
 _canon = check_label
 
 
+def _label_or_none(label: str) -> str | None:
+    try:
+        return check_label(label)
+    except UnknownLabelError:
+        return None
+
+
 class Personalizer:
     """Backbone + global head + per-user profiles in a store.
 
@@ -379,6 +386,7 @@ class Personalizer:
         unknown = sorted(set(st.labels) - set(self.head.classes) - set(st.custom))
         if unknown:
             raise UnknownLabelError(f"exported profile uses emotion(s) {unknown} unknown to this model")
+        self._check_custom(st.custom)
 
         def fn(old: Optional[bytes]) -> bytes:
             if old is not None and not overwrite:
@@ -398,6 +406,16 @@ class Personalizer:
         if not out:
             raise TooFewClipsError("no clips given")
         return out
+
+    def _check_custom(self, custom: Sequence[str]) -> None:
+        """An imported profile's own emotions follow the rules ``add_emotion`` applies."""
+        for name in custom:
+            if name in self.head.classes or _label_or_none(name) != name:
+                raise InvalidStateError(f"exported profile has an invalid own emotion {name!r} "
+                                        f"(a global emotion, or not a valid label)")
+        if len(custom) > self.config.max_user_emotions:
+            raise TooManyEmotionsError(f"exported profile has {len(custom)} own emotions "
+                                       f"(max_user_emotions={self.config.max_user_emotions})")
 
     def _summary(self, user: str, st: UserState, revision: int | None = None) -> UserSummary:
         counts = {c: int(n) for c, n in zip(st.labels, st.counts)}

@@ -117,7 +117,10 @@ class UserState:
             sums = np.asarray(d["sums"], np.float32).reshape(len(labels), dim)
             mean, m2 = np.asarray(d["mean"], np.float64), np.asarray(d["m2"], np.float64)
             n = int(d["n"])
-        except (KeyError, TypeError, ValueError) as exc:
+            custom = d.get("custom", [])
+            if not isinstance(custom, (list, tuple)) or not all(isinstance(c, str) for c in custom):
+                raise TypeError(f"custom must be a list of labels, got {custom!r}")
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:   # OverflowError: int(inf)
             raise InvalidStateError(f"malformed user state: {exc}") from None
         if counts.shape != (len(labels),) or mean.shape != (dim,) or m2.shape != (dim,) or len(set(labels)) != len(labels):
             raise InvalidStateError(f"inconsistent user state: {len(labels)} labels, counts {counts.shape}, dim {dim}")
@@ -126,5 +129,7 @@ class UserState:
                 raise InvalidStateError("user state holds NaN or infinity")
         if (counts < 0).any() or n < 0 or (m2 < 0).any():
             raise InvalidStateError("user state holds negative counts or variances")
-        return cls(dim=dim, labels=labels, counts=counts, sums=sums, custom=tuple(d.get("custom", ())),
+        if not set(custom) <= set(labels):
+            raise InvalidStateError(f"user state names own emotions {sorted(set(custom) - set(labels))} it has no clips of")
+        return cls(dim=dim, labels=labels, counts=counts, sums=sums, custom=tuple(custom),
                    n=n, mean=mean, m2=m2)

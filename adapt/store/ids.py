@@ -1,12 +1,20 @@
 """Id rules shared by the store, the Personalizer, the CLI and the HTTP service.
 
-A tenant is 1-64 characters of ``[A-Za-z0-9_.-]`` starting with a letter or digit; a user id is
-1-128 printable characters without surrounding spaces. The service's path parameter pattern
-(``USER_PATTERN``) is derived from the same rules, so every layer accepts exactly the same ids.
+A tenant is 1-64 characters of ``[A-Za-z0-9_.-]`` starting with a letter or digit. A user id is
+1-128 printable characters without surrounding spaces, without ``/`` and other than ``.`` and
+``..`` (``USER_ID_RULE``): exactly the ids that fit in one segment of a URL path, so a profile
+created in Python or from the CLI can always be reached over HTTP. The service does not repeat
+these rules as a regex: its ``{user_id}`` path parameter is checked by ``check_user`` and its
+OpenAPI schema takes ``MAX_USER_ID`` from here, so every face answers an invalid id with
+``InvalidIdError`` (HTTP 400 ``invalid_id``, CLI exit status 2).
 
 Example:
     >>> check_tenant("acme"), check_user("alice")
     ('acme', 'alice')
+    >>> check_user("a/b")
+    Traceback (most recent call last):
+    ...
+    adapt.errors.InvalidIdError: invalid user id 'a/b': 1-128 printable characters, no surrounding spaces, no '/', not '.' or '..'
 """
 from __future__ import annotations
 
@@ -14,10 +22,12 @@ import re
 
 from ..errors import InvalidIdError
 
-__all__ = ["check_tenant", "check_user", "MAX_USER_ID", "MAX_TENANT_ID"]
+__all__ = ["check_tenant", "check_user", "MAX_USER_ID", "MAX_TENANT_ID", "USER_ID_RULE"]
 
 MAX_TENANT_ID = 64
 MAX_USER_ID = 128
+#: the user-id rule in words (error messages, the service's OpenAPI description)
+USER_ID_RULE = f"1-{MAX_USER_ID} printable characters, no surrounding spaces, no '/', not '.' or '..'"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -29,10 +39,13 @@ def check_tenant(tenant: object) -> str:
 
 
 def check_user(user: object) -> str:
-    """A user id: a non-empty string of at most 128 printable characters; else ``InvalidIdError``
-    (``TypeError`` for a non-string)."""
+    """A user id following ``USER_ID_RULE``; else ``InvalidIdError`` (``TypeError`` for a non-string).
+
+    ``/`` and the dot segments are excluded because a URL path cannot carry them inside one
+    segment (servers decode ``%2F`` before routing; clients collapse ``.`` and ``..``)."""
     if not isinstance(user, str):
         raise TypeError(f"user id must be a string, got {type(user).__name__}")
-    if not 0 < len(user) <= MAX_USER_ID or not user.isprintable() or user.strip() != user:
-        raise InvalidIdError(f"invalid user id {user!r}: 1-{MAX_USER_ID} printable characters, no surrounding spaces")
+    if (not 0 < len(user) <= MAX_USER_ID or not user.isprintable() or user.strip() != user or "/" in user
+            or user in (".", "..")):
+        raise InvalidIdError(f"invalid user id {user!r}: {USER_ID_RULE}")
     return user

@@ -51,3 +51,19 @@ def test_users_list_export_import_forget(tmp_path):
     assert runner.invoke(app, ["users", "list", "--store", db]).output.split() == ["alice2"]
     assert runner.invoke(app, ["users", "forget", "alice", "--store", db]).exit_code == 1
     assert runner.invoke(app, ["users", "export", "alice", "--store", db]).exit_code == 2
+
+
+def test_runtime_commands_share_one_error_policy(tmp_path):
+    """Exit status 2 with ``error: <Type>: ...`` for what a user can cause, never a traceback."""
+    db = str(tmp_path / "e.db")
+    (tmp_path / "not.json").write_text("not json")
+    cases = [["keys", "create", "--tenant", "bad tenant"], ["keys", "list", "--tenant", "bad tenant"],
+             ["users", "list", "--tenant", "bad tenant"], ["users", "forget", " alice"],
+             ["users", "export", "a/b"], ["users", "import", str(tmp_path / "not.json")]]
+    for args in cases:
+        r = runner.invoke(app, [*args, "--store", db])
+        assert r.exit_code == 2 and "error: " in r.output and isinstance(r.exception, SystemExit), (args, r.output)
+    # an unknown backbone is a usage error of --backbone, not a KeyError traceback
+    for args in (["predict", "--user", "a", "--backbone", "nope", "x.wav"], ["serve", "--backbone", "nope"]):
+        r = runner.invoke(app, [*args, "--store", db])
+        assert r.exit_code == 2 and "unknown backbone 'nope'" in r.output, (args, r.output)

@@ -1,51 +1,12 @@
 """HTTP service through FastAPI's TestClient: auth, tenant isolation, limits, error codes."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-import soundfile as sf
 
 fastapi = pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
 
-from adapt.personal import Personalizer  # noqa: E402
-from adapt.service import ServiceLimits, create_app  # noqa: E402
-from tests.helpers.personal import small_model  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def clips(ravdess):
-    recs = list(ravdess.filter(speakers=["ravdess_12"]))
-    pick = {e: [r for r in recs if r.emotion == e] for e in ("angry", "sad", "happy")}
-    return {e: [r.path.read_bytes() for r in rs[:3]] for e, rs in pick.items()}
-
-
-@pytest.fixture()
-def env(tmp_path):
-    emb, head = small_model()
-    p = Personalizer(emb, head, tmp_path / "svc.db")
-    keys = {"a": p.store.create_key("tenant-a"), "b": p.store.create_key("tenant-b"),
-            "ro": p.store.create_key("tenant-a", read_only=True)}
-    app = create_app(p, limits=ServiceLimits(max_request_bytes=2_000_000, max_file_bytes=500_000, max_files=8))
-    return TestClient(app), keys, p
-
-
-def H(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-def flac(samples, sr=16000):
-    buf = io.BytesIO()
-    sf.write(buf, samples, sr, format="FLAC")
-    return buf.getvalue()
-
-
-def enroll(client, key, user, clips):
-    files = [("files", (f"{e}{i}.flac", c, "audio/flac")) for e, cs in clips.items() for i, c in enumerate(cs[:2])]
-    labels = [e for e, cs in clips.items() for _ in cs[:2]]
-    return client.post(f"/v1/users/{user}/enroll", files=files, data={"labels": labels}, headers=H(key))
+from tests.helpers.service import H, enroll, flac  # noqa: E402
 
 
 def test_health_metrics_and_openapi_need_no_key(env):
@@ -149,4 +110,6 @@ def test_bad_requests_400_404_422(env, clips):
     r = client.post("/v1/users/u/enroll", data={"labels": ["sad"]}, headers=ka)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
     assert client.get("/v1/users?limit=0", headers=ka).status_code == 422
-    assert client.get("/v1/users/%20x", headers=ka).status_code == 422
+    # an invalid user id is 400 invalid_id, as in Python and the CLI (it was a 422 from a service-only regex)
+    r = client.get("/v1/users/%20x", headers=ka)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_id"

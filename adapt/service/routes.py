@@ -1,0 +1,133 @@
+"""The HTTP routes, on one ``APIRouter``; ``create_app`` includes it.
+
+Each route reads the served Personalizer and limits from ``request.app.state`` (through the
+``auth`` dependencies) and answers a ``schemas`` model. The ``{user_id}`` path parameter is
+checked by ``adapt.store.ids.check_user`` (400 ``invalid_id``), the rule the Python API and the CLI
+apply; its OpenAPI schema takes ``MAX_USER_ID`` from there.
+
+    GET    /health                         liveness and model facts (no key)
+    GET    /metrics                        Prometheus text (no key, no user data)
+    GET    /v1/users                       this tenant's users
+    GET    /v1/users/{user_id}             profile summary
+    DELETE /v1/users/{user_id}             forget (writer key)
+    GET    /v1/users/{user_id}/export      the profile as JSON
+    POST   /v1/users/{user_id}/import      restore an export (writer key; ?overwrite=true replaces)
+    POST   /v1/users/{user_id}/enroll      multipart files + labels (writer key)
+    POST   /v1/users/{user_id}/predict     multipart file
+    POST   /v1/users/{user_id}/feedback    multipart file + label (writer key)
+    POST   /v1/users/{user_id}/emotions    multipart name + files (writer key)
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import PlainTextResponse, Response
+
+from .. import __version__
+from ..errors import LengthMismatchError
+from ..store.ids import MAX_USER_ID, USER_ID_RULE, check_user
+from .auth import Reader, TenantKey, Writer
+from .limits import read_audio, read_audio_files
+from .schemas import ExportedProfile, Health, Prediction, ProfileImport, UserList, UserSummary, error_responses
+
+__all__ = ["router", "UserId"]
+
+router = APIRouter()
+
+
+def user_id(user_id: Annotated[str, Path(description=f"user id within the tenant: {USER_ID_RULE}",
+                                         json_schema_extra={"minLength": 1, "maxLength": MAX_USER_ID})]) -> str:
+    """The path's user id, checked by the store's rule (``InvalidIdError``: 400 ``invalid_id``)."""
+    return check_user(user_id)
+
+
+UserId = Annotated[str, Depends(user_id)]
+Files = Annotated[list[UploadFile], File(description="audio clips")]
+
+_READ = error_responses(400, 401, 404, 422, 500, 503)
+_PREDICT = error_responses(400, 401, 404, 413, 415, 422, 500, 503)   # a read that uploads a file
+_WRITE = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
+
+
+@router.get("/health", tags=["service"], response_model=Health, summary="Liveness and model facts (no key needed)")
+def health(request: Request) -> dict[str, Any]:
+    head = request.app.state.personalizer.head
+    return {"status": "ok", "version": __version__, "emotions": list(head.classes), "dim": head.dim,
+            "backbone": head.info.get("backbone")}
+
+
+@router.get("/metrics", tags=["service"], response_class=PlainTextResponse,
+            summary="Request counters and latency sums (Prometheus text; no user data)")
+def prometheus(request: Request) -> str:
+    return request.app.state.metrics.render()
+
+
+@router.get("/v1/users", tags=["users"], response_model=UserList, responses=_READ,
+            summary="List this tenant's enrolled users")
+def list_users(key: TenantKey, request: Request, limit: int = Query(100, ge=1, le=1000),
+               offset: int = Query(0, ge=0, le=10**9)) -> dict[str, Any]:
+    store = request.app.state.personalizer.store
+    return {"users": store.list_users(key.tenant, limit=limit, offset=offset),
+            "total": store.count_users(key.tenant), "limit": limit, "offset": offset}
+
+
+@router.get("/v1/users/{user_id}", tags=["users"], response_model=UserSummary, responses=_READ,
+            summary="A user's profile summary (counts per emotion)")
+def get_user(p: Reader, user: UserId) -> dict[str, Any]:
+    return p.summary(user).to_dict()
+
+
+@router.delete("/v1/users/{user_id}", tags=["users"], status_code=204, response_class=Response, response_model=None,
+               responses=_WRITE, summary="Forget a user: every trace of the profile is deleted")
+def delete_user(p: Writer, user: UserId) -> Response:
+    p.forget(user)
+    return Response(status_code=204)
+
+
+@router.get("/v1/users/{user_id}/export", tags=["users"], response_model=ExportedProfile, responses=_READ,
+            summary="Export a user's profile as JSON (POST .../import restores it)")
+def export_user(p: Reader, user: UserId) -> dict[str, Any]:
+    return p.export_user(user)
+
+
+@router.post("/v1/users/{user_id}/import", tags=["users"], response_model=UserSummary, responses=_WRITE,
+             summary="Restore an exported profile as this user (409 if the user exists, unless overwrite)")
+def import_user(p: Writer, user: UserId, profile: ProfileImport,
+                overwrite: bool = Query(False, description="replace an existing profile")) -> dict[str, Any]:
+    return p.import_user(profile.model_dump(), user=user, overwrite=overwrite).to_dict()
+
+
+@router.post("/v1/users/{user_id}/enroll", tags=["personalization"], response_model=UserSummary, responses=_WRITE,
+             summary="Enroll labelled clips (one label per file, or one label for all)")
+def enroll(p: Writer, user: UserId, request: Request, files: Files,
+           labels: list[str] = Form(..., description="emotion per clip (repeat the field), or one for all")
+           ) -> dict[str, Any]:
+    clips = read_audio_files(files, request.app.state.limits)
+    if len(labels) == 1 and len(clips) > 1:
+        labels = labels * len(clips)
+    if len(labels) != len(clips):
+        raise LengthMismatchError(f"{len(clips)} files but {len(labels)} labels")
+    return p.enroll(user, clips, labels).to_dict()
+
+
+@router.post("/v1/users/{user_id}/predict", tags=["personalization"], response_model=Prediction,
+             responses=_PREDICT,
+             summary="Predict the emotion of a clip (global model for users without a profile)")
+def predict(p: Reader, user: UserId, request: Request,
+            file: UploadFile = File(..., description="audio clip")) -> dict[str, Any]:
+    return {"user": user, **p.predict(user, read_audio(file, request.app.state.limits)).to_dict()}
+
+
+@router.post("/v1/users/{user_id}/feedback", tags=["personalization"], response_model=UserSummary, responses=_WRITE,
+             summary="Correct a prediction: this clip is this emotion (user must be enrolled)")
+def feedback(p: Writer, user: UserId, request: Request, file: UploadFile = File(...),
+             label: str = Form(..., max_length=64)) -> dict[str, Any]:
+    return p.update(user, read_audio(file, request.app.state.limits), label).to_dict()
+
+
+@router.post("/v1/users/{user_id}/emotions", tags=["personalization"], response_model=UserSummary, responses=_WRITE,
+             summary="Add an emotion class for this user only")
+def add_emotion(p: Writer, user: UserId, request: Request, files: Files,
+                name: str = Form(..., min_length=1, max_length=64)) -> dict[str, Any]:
+    return p.add_emotion(user, name, read_audio_files(files, request.app.state.limits)).to_dict()
