@@ -3,11 +3,11 @@
 Speaker-, language- and class-incremental scenarios (``scenarios.continual``) over RAVDESS, EmoDB,
 EMOVO and URDU embeddings (offline Whisper tiny.en, all layers; cached by ``corpus_features``),
 every registry strategy x 3 seeds (each seed re-draws the speaker split). Nothing is chosen on
-test speakers: per seed, the embedding normalization (per speaker vs per corpus) is picked with
-Joint training on a validation scenario built from the training speakers only
-(``scenarios.continual.tuning.validation_scenario``), then each tunable strategy's main option
-(``scenarios.continual.tuning.DEFAULT_GRIDS``) is picked on the same validation scenario; all other options
-are the registry defaults.
+test speakers: the protocol is the library's ``scenarios.continual.protocol.run_tuned_benchmark``
+(what ``ser-adapt bench --tune`` runs): per seed, the embedding normalization (per speaker vs per
+corpus) is picked with Joint training on a validation scenario built from the training speakers
+only, then each tunable strategy's main option (``scenarios.continual.tuning.DEFAULT_GRIDS``) is
+picked on the same validation scenario; all other options are the registry defaults.
 
     .venv/bin/python benchmarks/continual.py                  # full run (~30-60 min on 2 busy cores)
     .venv/bin/python benchmarks/continual.py --quick          # 1 seed, 4 strategies, smoke test
@@ -48,56 +48,15 @@ def _cache_root() -> Path:
     return Path(os.environ.get("SER_ADAPT_CACHE", ROOT / ".cache"))
 
 
-def tune(features, scenario_name: str, seed: int, strategies: list[str], log: dict) -> tuple[str, dict]:
-    """(normalization, {strategy: {option: value}}) for one seed, chosen on validation speakers."""
-    from scenarios.continual import make_scenario
-    from scenarios.runner import run_one
-    from scenarios.continual.tuning import DEFAULT_GRIDS, select_option, validation_scenario
-
-    key = f"{scenario_name}/seed{seed}"
-    entry = log.get(key)
-    if entry is None:
-        norm_scores = {}
-        for norm in ("speaker", "corpus"):
-            sc = make_scenario(scenario_name, features, seed=seed, normalize=norm, **SCENARIO_OPTS[scenario_name])
-            val = validation_scenario(features, sc)
-            norm_scores[norm] = run_one(val, "joint", seed)["average_accuracy"]
-        norm = max(norm_scores, key=norm_scores.get)
-        entry = log[key] = {"normalize": norm, "normalize_scores": norm_scores, "options": {}, "scores": {}}
-    sc = make_scenario(scenario_name, features, seed=seed, normalize=entry["normalize"],
-                       **SCENARIO_OPTS[scenario_name])
-    val = validation_scenario(features, sc)
-    entry["validation_speakers"] = sorted(set().union(*map(set, val.test_speakers)))
-    for name in strategies:  # tune what an earlier (e.g. --quick) run did not
-        if name in DEFAULT_GRIDS and name not in entry["options"]:
-            option, grid = DEFAULT_GRIDS[name]
-            best, s = select_option(val, name, option, grid, seed=seed)
-            entry["options"][name] = {option: best}
-            entry["scores"][name] = {str(k): round(v, 4) for k, v in s.items()}
-    return entry["normalize"], entry["options"]
-
-
 def run_scenario(features, scenario_name: str, strategies: list[str], seeds: int, out: Path) -> dict:
-    from scenarios.continual import make_scenario
-    from scenarios.runner import run_benchmark
+    """The library's protocol (``scenarios.continual.protocol``), with the timing of the run that did the work."""
+    from scenarios.continual.protocol import run_tuned_benchmark
 
     out.mkdir(parents=True, exist_ok=True)
-    tuning_path = out / "tuning.json"
-    log = json.loads(tuning_path.read_text()) if tuning_path.is_file() else {}
     load_start = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    chosen = {seed: tune(features, scenario_name, seed, strategies, log) for seed in range(seeds)}
-    tuning_path.write_text(json.dumps(log, indent=1))
-    tune_s = time.perf_counter() - t0
-
-    def factory(seed):
-        return make_scenario(scenario_name, features, seed=seed, normalize=chosen[seed][0],
-                             **SCENARIO_OPTS[scenario_name])
-
-    t1 = time.perf_counter()
-    result = run_benchmark(factory, strategies, seeds=seeds, out_dir=out,
-                           strategy_opts=lambda name, seed: chosen[seed][1].get(name, {}), progress=True)
-    run_s = time.perf_counter() - t1
+    tuned = run_tuned_benchmark(features, scenario_name, strategies, seeds, out_dir=out,
+                                scenario_opts=SCENARIO_OPTS[scenario_name], progress=True)
+    result, tune_s, run_s = tuned.result, tuned.tune_s, tuned.run_s
     # A rerun that resumes everything measures nothing: keep the timing of the run that did the work.
     timing_path = out / "timing.json"
     fresh = len(result.skipped) < len(result.runs)
@@ -108,9 +67,12 @@ def run_scenario(features, scenario_name: str, strategies: list[str], seeds: int
     else:
         saved = json.loads(timing_path.read_text())
         tune_s, run_s, load = saved["tune_s"], saved["run_s"], saved.get("load", "not recorded")
-    sc0 = factory(0)
-    return {"result": result, "tuning": {k: v for k, v in log.items() if k.startswith(scenario_name)},
-            "tune_s": tune_s, "run_s": run_s, "load": load, "scenario": sc0}
+    from scenarios.continual import make_scenario
+
+    sc0 = make_scenario(scenario_name, features, seed=0, normalize=tuned.choices[0].normalize,
+                        **SCENARIO_OPTS[scenario_name])
+    return {"result": result, "choices": tuned.choices, "tune_s": tune_s, "run_s": run_s, "load": load,
+            "scenario": sc0}
 
 
 def _pm(mean, std, digits=3):
@@ -126,12 +88,12 @@ def section(name: str, info: dict, plots_dir: Path) -> list[str]:
         f"**{r['experience']}** {r['train_clips']} train clips / {r['train_speakers']} spk, "
         f"{r['test_clips']} test clips / {r['test_speakers']} held-out spk" for r in summ) + ".")
     lines.append(f"Classes: {', '.join(sc.classes)}.")
-    norms = {k.split('/')[-1]: v["normalize"] for k, v in info["tuning"].items()}
-    lines.append("Normalization chosen on validation speakers: " + ", ".join(f"{k}: {v}" for k, v in sorted(norms.items()))
-                 + ".")
+    choices = [info["choices"][seed] for seed in sorted(info["choices"])]
+    lines.append("Normalization chosen on validation speakers: " + ", ".join(f"seed{c.seed}: {c.normalize}"
+                                                                             for c in choices) + ".")
     opts = {}
-    for k, v in sorted(info["tuning"].items()):
-        for strat, o in v["options"].items():
+    for c in choices:
+        for strat, o in c.options.items():
             opts.setdefault(strat, []).append(", ".join(f"{a}={b:g}" for a, b in o.items()))
     if opts:
         lines.append("Options chosen on validation speakers (seed 0, 1, 2): " + "; ".join(
