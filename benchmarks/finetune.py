@@ -42,7 +42,7 @@ def time_epochs(n_clips: int, unfreeze: list[int], batch_size: int) -> list[dict
 
     from adapt.backbones import get_backbone
     from adapt.finetune import EncoderClassifier
-    from scenarios.continual.audio import AudioClipDataset, collate_audio
+    from adapt.finetune import AudioClipDataset, collate_audio
     from scenarios.corpora import load_corpus
 
     rav = load_corpus("ravdess")
@@ -83,8 +83,10 @@ def time_epochs(n_clips: int, unfreeze: list[int], batch_size: int) -> list[dict
 def continual(shots: int, epochs: int, strategies: list[str], lr: float) -> tuple[list[dict], object]:
     from adapt.backbones import get_backbone
     from adapt.finetune import EncoderClassifier
-    from scenarios.continual.audio import audio_scenario, clip_table, run_audio
     from scenarios.continual import language_incremental
+    from scenarios.continual.audio import audio_scenario
+    from scenarios.runner import run_one
+    from scenarios.tables import FeatureTable
 
     table = FeatureTable.from_clips(["ravdess", "emodb"])
     audio = audio_scenario(language_incremental(table, normalize="none", shots=shots, seed=0), table, max_seconds=3.0)
@@ -93,7 +95,7 @@ def continual(shots: int, epochs: int, strategies: list[str], lr: float) -> tupl
         opts = {"epochs": epochs, "batch_size": 8, "eval_batch_size": 16, "lr": lr}
         if name == "replay":
             opts["mem_size"] = 4 * shots
-        rec = run_audio(audio, name, seed=0, strategy_opts=opts,
+        rec = run_one(audio, name, seed=0, strategy_opts=opts,
                         model_factory=lambda: EncoderClassifier(backbone=get_backbone(None, reuse=False),
                                                                 num_classes=len(audio.classes), unfreeze_top=1,
                                                                 device="cpu"))
