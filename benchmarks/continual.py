@@ -9,43 +9,38 @@ corpus) is picked with Joint training on a validation scenario built from the tr
 only, then each tunable strategy's main option (``scenarios.continual.tuning.DEFAULT_GRIDS``) is
 picked on the same validation scenario; all other options are the registry defaults.
 
-    .venv/bin/python benchmarks/continual.py                  # full run (~30-60 min on 2 busy cores)
-    .venv/bin/python benchmarks/continual.py --quick          # 1 seed, 4 strategies, smoke test
+    .venv/bin/python -m benchmarks.continual                  # full run (~30-60 min on 2 busy cores)
+    .venv/bin/python -m benchmarks.continual --quick          # 1 seed, 4 strategies, smoke test
 
 Outputs: ``benchmarks/results/continual.md`` (+ PNG plots in ``benchmarks/results/continual/``),
 raw runs under ``.cache/bench/continual/<scenario>/`` (a rerun resumes from them), then
-``benchmarks/render.py`` rebuilds BENCHMARKS.md.
+``benchmarks.render`` rebuilds BENCHMARKS.md.
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+from strategies import STRATEGIES
 
-ALL_STRATEGIES = ["naive", "joint", "cumulative", "ewc", "online-ewc", "si", "lwf", "replay", "replay-balanced",
-                  "gem", "agem", "gdumb", "embedding-replay", "prototype-replay", "ncm", "slda"]
+from ._common import DEV_CORPORA, RESULTS, ROOT, bench_cache, load_average, provenance
+from .render import publish
+
+ALL_STRATEGIES = list(STRATEGIES)
 SCENARIO_OPTS = {
     "speaker-incremental": {"n_experiences": 4},
     "language-incremental": {"order": ["ravdess", "emodb", "emovo", "urdu"]},
     "class-incremental": {"n_experiences": 3},
 }
-CORPORA = ("ravdess", "emodb", "emovo", "urdu")
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SER_ADAPT_CACHE", ROOT / ".cache"))
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def run_scenario(features, scenario_name: str, strategies: list[str], seeds: int, out: Path) -> dict:
@@ -53,7 +48,7 @@ def run_scenario(features, scenario_name: str, strategies: list[str], seeds: int
     from scenarios.continual.protocol import run_tuned_benchmark
 
     out.mkdir(parents=True, exist_ok=True)
-    load_start = os.getloadavg()[0]
+    load_start = load_average()
     tuned = run_tuned_benchmark(features, scenario_name, strategies, seeds, out_dir=out,
                                 scenario_opts=SCENARIO_OPTS[scenario_name], progress=True)
     result, tune_s, run_s = tuned.result, tuned.tune_s, tuned.run_s
@@ -61,7 +56,7 @@ def run_scenario(features, scenario_name: str, strategies: list[str], seeds: int
     timing_path = out / "timing.json"
     fresh = len(result.skipped) < len(result.runs)
     if fresh or not timing_path.is_file():
-        load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+        load = f"{_num(load_start)} at start, {_num(load_average())} at end"
         timing_path.write_text(json.dumps({"tune_s": tune_s, "run_s": run_s, "seeds": seeds,
                                            "strategies": strategies, "load": load}))
     else:
@@ -96,7 +91,7 @@ def section(name: str, info: dict, plots_dir: Path) -> list[str]:
         for strat, o in c.options.items():
             opts.setdefault(strat, []).append(", ".join(f"{a}={b:g}" for a, b in o.items()))
     if opts:
-        lines.append("Options chosen on validation speakers (seed 0, 1, 2): " + "; ".join(
+        lines.append(f"Options chosen on validation speakers (seed {', '.join(str(c.seed) for c in choices)}): " + "; ".join(
             f"{s}: {' / '.join(v)}" for s, v in opts.items()) + ".")
     lines += ["", "| strategy | avg UA | forgetting | BWT | " + " | ".join(f"final UA {e}" for e in res.experiences)
               + " | time / run (s) | peak RSS (MB) |",
@@ -178,26 +173,21 @@ def main() -> None:
 
     seeds = 1 if args.quick else args.seeds
     strategies = ["naive", "ewc", "replay", "joint"] if args.quick else args.strategies.split(",")
-    load0 = os.getloadavg()
     t_start = time.perf_counter()
     t0 = time.perf_counter()
-    features = FeatureTable.from_corpora(list(CORPORA), progress=True)
+    features = FeatureTable.from_corpora(list(DEV_CORPORA), progress=True)
     load_s = time.perf_counter() - t0
-    plots_dir = HERE / "results" / "continual"
+    plots_dir = RESULTS / "continual"
     plots_dir.mkdir(parents=True, exist_ok=True)
     infos = {}
     for name in args.scenarios.split(","):
         print(f"== {name}", flush=True)
-        infos[name] = run_scenario(features, name, strategies, seeds, _cache_root() / "bench" / "continual" / name)
-    cli_s, cli_cmd = (None, None) if args.quick else time_cli(_cache_root() / "bench" / "continual_cli")
+        infos[name] = run_scenario(features, name, strategies, seeds, bench_cache("continual", name))
+    cli_s, cli_cmd = (None, None) if args.quick else time_cli(bench_cache("continual_cli"))
     total_s = time.perf_counter() - t_start
-    load1 = os.getloadavg()
-    cmd = "    .venv/bin/python benchmarks/continual.py" + (" --quick" if args.quick else "")
     lines = ["## Continual learning (speaker-, language-, class-incremental)", "",
-             f"Produced by `{cmd.strip()}` on {dt.date.today().isoformat()} ({platform.machine()}, "
-             f"{os.cpu_count()} CPU cores shared with other jobs: load average {load0[0]:.1f} at start, "
-             f"{load1[0]:.1f} at end; torch threads = {args.threads}). Features: {features.X.shape[1]}-dim "
-             f"offline Whisper tiny.en embeddings (all layers, mean-pooled) of {', '.join(CORPORA)} "
+             f"{provenance()} Features: {features.X.shape[1]}-dim "
+             f"offline Whisper tiny.en embeddings (all layers, mean-pooled) of {', '.join(DEV_CORPORA)} "
              f"({len(features.X)} clips), cached; loading them took {load_s:.1f} s.", "",
              "Protocol: every experience has held-out test speakers that no experience trains on; the matrix "
              "entry R[i, j] is the UA on experience j's test speakers after training on experience i. "
