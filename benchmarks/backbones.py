@@ -6,17 +6,13 @@ speakers, averaged over folds. The default layer combination is chosen by *neste
 EmoDB: inside each outer training fold an inner 4-fold speaker CV scores each candidate, and only
 the candidate picked there is evaluated on the outer test speakers.
 
-    .venv/bin/python benchmarks/backbones.py            # writes benchmarks/results/backbones.md
+    .venv/bin/python -m benchmarks.backbones            # writes benchmarks/results/backbones.md
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
@@ -26,16 +22,14 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 from adapt.errors import BackboneNotAvailableError  # noqa: E402
 from adapt.metrics import unweighted_average_recall  # noqa: E402
 from adapt.embedding.pooling import combine_layers  # noqa: E402
 from scenarios.tables import corpus_features, corpus_layer_features  # noqa: E402
 from scenarios.splits import speaker_kfold  # noqa: E402
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-CORPORA = ("ravdess", "emodb", "emovo", "urdu")
+from ._common import DEV_CORPORA, provenance  # noqa: E402
+from .render import publish  # noqa: E402
 EGEMAPS_REF = {"ravdess": 0.52, "emodb": 0.62, "emovo": 0.30, "urdu": 0.63}
 
 
@@ -78,7 +72,7 @@ def layer_choice(corpora=("ravdess", "emodb")) -> tuple[list[str], list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--corpora", nargs="+", default=list(CORPORA))
+    ap.add_argument("--corpora", nargs="+", default=list(DEV_CORPORA))
     ap.add_argument("--extra-backbones", nargs="*", default=["logmel", "mfcc", "whisper-base"])
     ap.add_argument("--skip-layer-choice", action="store_true")
     args = ap.parse_args()
@@ -86,10 +80,7 @@ def main() -> None:
     threadpool_limits(1)  # BLAS threads oversubscribe the 2 shared cores badly (40x slower here)
     t0 = time.time()
     lines = ["## Backbones: speaker-independent linear-probe UA", ""]
-    lines += [f"Command: `{' '.join(['.venv/bin/python benchmarks/backbones.py', *sys.argv[1:]])}`",
-              f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
-              f"{os.cpu_count()} CPU cores shared with other jobs, CPU only; torch {torch.__version__}.", "",
-              "Protocol: 5-fold CV split by speaker (speaker_kfold, seed 0), StandardScaler + logistic regression "
+    lines += ["Protocol: 5-fold CV split by speaker (speaker_kfold, seed 0), StandardScaler + logistic regression "
               "(C=1) on the training speakers, UA on the held-out speakers, mean over folds. Mean pooling over "
               "time unless noted. Whisper layer 0 = conv front end + positional embeddings; last layer after "
               "the final layer norm.", ""]
@@ -134,6 +125,7 @@ def main() -> None:
                   f"Picks over the 10 outer folds: {counts}. Decision: adapt.embedding.DEFAULT_LAYERS = "
                   f"{max(counts, key=counts.get)!r} (most often best on training speakers).", ""]
     lines.append(f"Wall time: {time.time() - t0:.0f} s.")
+    lines[2:2] = [provenance(), ""]
     out = publish("backbones", "\n".join(lines) + "\n")
     print(f"wrote {out}")
 

@@ -3,114 +3,71 @@
 Speaker-, language- and class-incremental scenarios (``scenarios.continual``) over RAVDESS, EmoDB,
 EMOVO and URDU embeddings (offline Whisper tiny.en, all layers; cached by ``corpus_features``),
 every registry strategy x 3 seeds (each seed re-draws the speaker split). Nothing is chosen on
-test speakers: per seed, the embedding normalization (per speaker vs per corpus) is picked with
-Joint training on a validation scenario built from the training speakers only
-(``scenarios.continual.tuning.validation_scenario``), then each tunable strategy's main option
-(``scenarios.continual.tuning.DEFAULT_GRIDS``) is picked on the same validation scenario; all other options
-are the registry defaults.
+test speakers: the protocol is the library's ``scenarios.continual.protocol.run_tuned_benchmark``
+(what ``ser-adapt bench --tune`` runs): per seed, the embedding normalization (per speaker vs per
+corpus) is picked with Joint training on a validation scenario built from the training speakers
+only, then each tunable strategy's main option (``scenarios.continual.tuning.DEFAULT_GRIDS``) is
+picked on the same validation scenario; all other options are the registry defaults.
 
-    .venv/bin/python benchmarks/continual.py                  # full run (~30-60 min on 2 busy cores)
-    .venv/bin/python benchmarks/continual.py --quick          # 1 seed, 4 strategies, smoke test
+    .venv/bin/python -m benchmarks.continual                  # full run (~30-60 min on 2 busy cores)
+    .venv/bin/python -m benchmarks.continual --quick          # 1 seed, 4 strategies, smoke test
 
 Outputs: ``benchmarks/results/continual.md`` (+ PNG plots in ``benchmarks/results/continual/``),
 raw runs under ``.cache/bench/continual/<scenario>/`` (a rerun resumes from them), then
-``benchmarks/render.py`` rebuilds BENCHMARKS.md.
+``benchmarks.render`` rebuilds BENCHMARKS.md.
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+from strategies import STRATEGIES
 
-ALL_STRATEGIES = ["naive", "joint", "cumulative", "ewc", "online-ewc", "si", "lwf", "replay", "replay-balanced",
-                  "gem", "agem", "gdumb", "embedding-replay", "prototype-replay", "ncm", "slda"]
+from ._common import DEV_CORPORA, RESULTS, ROOT, bench_cache, load_average, provenance
+from .render import publish
+
+ALL_STRATEGIES = list(STRATEGIES)
 SCENARIO_OPTS = {
     "speaker-incremental": {"n_experiences": 4},
     "language-incremental": {"order": ["ravdess", "emodb", "emovo", "urdu"]},
     "class-incremental": {"n_experiences": 3},
 }
-CORPORA = ("ravdess", "emodb", "emovo", "urdu")
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SER_ADAPT_CACHE", ROOT / ".cache"))
-
-
-def tune(features, scenario_name: str, seed: int, strategies: list[str], log: dict) -> tuple[str, dict]:
-    """(normalization, {strategy: {option: value}}) for one seed, chosen on validation speakers."""
-    from scenarios.continual import make_scenario
-    from scenarios.runner import run_one
-    from scenarios.continual.tuning import DEFAULT_GRIDS, select_option, validation_scenario
-
-    key = f"{scenario_name}/seed{seed}"
-    entry = log.get(key)
-    if entry is None:
-        norm_scores = {}
-        for norm in ("speaker", "corpus"):
-            sc = make_scenario(scenario_name, features, seed=seed, normalize=norm, **SCENARIO_OPTS[scenario_name])
-            val = validation_scenario(features, sc)
-            norm_scores[norm] = run_one(val, "joint", seed)["average_accuracy"]
-        norm = max(norm_scores, key=norm_scores.get)
-        entry = log[key] = {"normalize": norm, "normalize_scores": norm_scores, "options": {}, "scores": {}}
-    sc = make_scenario(scenario_name, features, seed=seed, normalize=entry["normalize"],
-                       **SCENARIO_OPTS[scenario_name])
-    val = validation_scenario(features, sc)
-    entry["validation_speakers"] = sorted(set().union(*map(set, val.test_speakers)))
-    for name in strategies:  # tune what an earlier (e.g. --quick) run did not
-        if name in DEFAULT_GRIDS and name not in entry["options"]:
-            option, grid = DEFAULT_GRIDS[name]
-            best, s = select_option(val, name, option, grid, seed=seed)
-            entry["options"][name] = {option: best}
-            entry["scores"][name] = {str(k): round(v, 4) for k, v in s.items()}
-    return entry["normalize"], entry["options"]
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def run_scenario(features, scenario_name: str, strategies: list[str], seeds: int, out: Path) -> dict:
-    from scenarios.continual import make_scenario
-    from scenarios.runner import run_benchmark
+    """The library's protocol (``scenarios.continual.protocol``), with the timing of the run that did the work."""
+    from scenarios.continual.protocol import run_tuned_benchmark
 
     out.mkdir(parents=True, exist_ok=True)
-    tuning_path = out / "tuning.json"
-    log = json.loads(tuning_path.read_text()) if tuning_path.is_file() else {}
-    load_start = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    chosen = {seed: tune(features, scenario_name, seed, strategies, log) for seed in range(seeds)}
-    tuning_path.write_text(json.dumps(log, indent=1))
-    tune_s = time.perf_counter() - t0
-
-    def factory(seed):
-        return make_scenario(scenario_name, features, seed=seed, normalize=chosen[seed][0],
-                             **SCENARIO_OPTS[scenario_name])
-
-    t1 = time.perf_counter()
-    result = run_benchmark(factory, strategies, seeds=seeds, out_dir=out,
-                           strategy_opts=lambda name, seed: chosen[seed][1].get(name, {}), progress=True)
-    run_s = time.perf_counter() - t1
+    load_start = load_average()
+    tuned = run_tuned_benchmark(features, scenario_name, strategies, seeds, out_dir=out,
+                                scenario_opts=SCENARIO_OPTS[scenario_name], progress=True)
+    result, tune_s, run_s = tuned.result, tuned.tune_s, tuned.run_s
     # A rerun that resumes everything measures nothing: keep the timing of the run that did the work.
     timing_path = out / "timing.json"
     fresh = len(result.skipped) < len(result.runs)
     if fresh or not timing_path.is_file():
-        load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+        load = f"{_num(load_start)} at start, {_num(load_average())} at end"
         timing_path.write_text(json.dumps({"tune_s": tune_s, "run_s": run_s, "seeds": seeds,
                                            "strategies": strategies, "load": load}))
     else:
         saved = json.loads(timing_path.read_text())
         tune_s, run_s, load = saved["tune_s"], saved["run_s"], saved.get("load", "not recorded")
-    sc0 = factory(0)
-    return {"result": result, "tuning": {k: v for k, v in log.items() if k.startswith(scenario_name)},
-            "tune_s": tune_s, "run_s": run_s, "load": load, "scenario": sc0}
+    from scenarios.continual import make_scenario
+
+    sc0 = make_scenario(scenario_name, features, seed=0, normalize=tuned.choices[0].normalize,
+                        **SCENARIO_OPTS[scenario_name])
+    return {"result": result, "choices": tuned.choices, "tune_s": tune_s, "run_s": run_s, "load": load,
+            "scenario": sc0}
 
 
 def _pm(mean, std, digits=3):
@@ -126,15 +83,15 @@ def section(name: str, info: dict, plots_dir: Path) -> list[str]:
         f"**{r['experience']}** {r['train_clips']} train clips / {r['train_speakers']} spk, "
         f"{r['test_clips']} test clips / {r['test_speakers']} held-out spk" for r in summ) + ".")
     lines.append(f"Classes: {', '.join(sc.classes)}.")
-    norms = {k.split('/')[-1]: v["normalize"] for k, v in info["tuning"].items()}
-    lines.append("Normalization chosen on validation speakers: " + ", ".join(f"{k}: {v}" for k, v in sorted(norms.items()))
-                 + ".")
+    choices = [info["choices"][seed] for seed in sorted(info["choices"])]
+    lines.append("Normalization chosen on validation speakers: " + ", ".join(f"seed{c.seed}: {c.normalize}"
+                                                                             for c in choices) + ".")
     opts = {}
-    for k, v in sorted(info["tuning"].items()):
-        for strat, o in v["options"].items():
+    for c in choices:
+        for strat, o in c.options.items():
             opts.setdefault(strat, []).append(", ".join(f"{a}={b:g}" for a, b in o.items()))
     if opts:
-        lines.append("Options chosen on validation speakers (seed 0, 1, 2): " + "; ".join(
+        lines.append(f"Options chosen on validation speakers (seed {', '.join(str(c.seed) for c in choices)}): " + "; ".join(
             f"{s}: {' / '.join(v)}" for s, v in opts.items()) + ".")
     lines += ["", "| strategy | avg UA | forgetting | BWT | " + " | ".join(f"final UA {e}" for e in res.experiences)
               + " | time / run (s) | peak RSS (MB) |",
@@ -216,26 +173,21 @@ def main() -> None:
 
     seeds = 1 if args.quick else args.seeds
     strategies = ["naive", "ewc", "replay", "joint"] if args.quick else args.strategies.split(",")
-    load0 = os.getloadavg()
     t_start = time.perf_counter()
     t0 = time.perf_counter()
-    features = FeatureTable.from_corpora(list(CORPORA), progress=True)
+    features = FeatureTable.from_corpora(list(DEV_CORPORA), progress=True)
     load_s = time.perf_counter() - t0
-    plots_dir = HERE / "results" / "continual"
+    plots_dir = RESULTS / "continual"
     plots_dir.mkdir(parents=True, exist_ok=True)
     infos = {}
     for name in args.scenarios.split(","):
         print(f"== {name}", flush=True)
-        infos[name] = run_scenario(features, name, strategies, seeds, _cache_root() / "bench" / "continual" / name)
-    cli_s, cli_cmd = (None, None) if args.quick else time_cli(_cache_root() / "bench" / "continual_cli")
+        infos[name] = run_scenario(features, name, strategies, seeds, bench_cache("continual", name))
+    cli_s, cli_cmd = (None, None) if args.quick else time_cli(bench_cache("continual_cli"))
     total_s = time.perf_counter() - t_start
-    load1 = os.getloadavg()
-    cmd = "    .venv/bin/python benchmarks/continual.py" + (" --quick" if args.quick else "")
     lines = ["## Continual learning (speaker-, language-, class-incremental)", "",
-             f"Produced by `{cmd.strip()}` on {dt.date.today().isoformat()} ({platform.machine()}, "
-             f"{os.cpu_count()} CPU cores shared with other jobs: load average {load0[0]:.1f} at start, "
-             f"{load1[0]:.1f} at end; torch threads = {args.threads}). Features: {features.X.shape[1]}-dim "
-             f"offline Whisper tiny.en embeddings (all layers, mean-pooled) of {', '.join(CORPORA)} "
+             f"{provenance()} Features: {features.X.shape[1]}-dim "
+             f"offline Whisper tiny.en embeddings (all layers, mean-pooled) of {', '.join(DEV_CORPORA)} "
              f"({len(features.X)} clips), cached; loading them took {load_s:.1f} s.", "",
              "Protocol: every experience has held-out test speakers that no experience trains on; the matrix "
              "entry R[i, j] is the UA on experience j's test speakers after training on experience i. "

@@ -3,8 +3,8 @@
 Writes ``benchmarks/results/fewshot.md`` and rebuilds BENCHMARKS.md. Features come from
 ``scenarios.tables.corpus_features`` (default offline backbone, cached under ``.cache/``).
 
-    .venv/bin/python benchmarks/fewshot.py            # everything (5-11 min on 2 shared cores)
-    .venv/bin/python benchmarks/fewshot.py --quick    # 1 and 5 shots, 5-fold instead of LOSO
+    .venv/bin/python -m benchmarks.fewshot            # everything (5-11 min on 2 shared cores)
+    .venv/bin/python -m benchmarks.fewshot --quick    # 1 and 5 shots, 5-fold instead of LOSO
 
 No hyper-parameter is tuned here: every recipe runs with the fixed defaults of
 ``scenarios.fewshot.recipes.RecipeConfig`` and ``adapt.heads`` (see their docstrings).
@@ -12,24 +12,17 @@ No hyper-parameter is tuned here: every recipe runs with the fixed defaults of
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from scenarios.fewshot import new_corpus, new_emotion, personalization, select_by_corpus_cv
+from scenarios.tables import FeatureTable, corpus_features
 
-from scenarios.tables import FeatureTable, corpus_features  # noqa: E402
-from scenarios.fewshot import new_corpus, new_emotion, personalization, select_by_corpus_cv  # noqa: E402
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from ._common import DEV_CORPORA, provenance
+from .render import publish
 
-CORPORA = ("ravdess", "emodb", "emovo", "urdu")
+CORPORA = DEV_CORPORA
 LABEL = {"ravdess": "RAVDESS", "emodb": "EmoDB", "emovo": "EMOVO", "urdu": "URDU"}
 PERSONAL_METHODS = ("si", "norm", "prototype", "prototype+norm", "linear-ft", "linear-ft+norm")
 FT_GRID = (1e-3, 1e-2, 1e-1)   # candidates of the L2-SP pull for the inner corpus-CV
@@ -207,16 +200,11 @@ def main() -> None:
     fs0 = next(iter(feats.values()))
     log(f"features loaded: {', '.join(f'{n} {f.X.shape}' for n, f in feats.items())}")
 
-    cmd = "python benchmarks/fewshot.py" + (" --quick" if args.quick else "") + \
-        ("" if args.corpora == list(CORPORA) else " --corpora " + " ".join(args.corpora))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    md = ["## Few-shot adaptation (heads, personalization, new corpus, new emotion)\n",
-          f"Command: `.venv/bin/{cmd}` — {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, "
-          f"{platform.machine()} {os.cpu_count()} CPU cores shared with other jobs, no GPU. Backbone "
-          f"`{fs0.backbone}`, layers `{fs0.layers}`, {fs0.dim}-d mean-pooled embeddings. UA = unweighted average "
-          "recall, pooled over target speakers; brackets: 95 % bootstrap CI resampling (target speaker, seed) "
-          "groups. Hyper-parameters are fixed defaults (see `scenarios/fewshot_methods.py`), never tuned on "
-          "these speakers.\n"]
+    about = (f"Backbone `{fs0.backbone}`, layers `{fs0.layers}`, {fs0.dim}-d mean-pooled embeddings. UA = unweighted "
+             "average recall, pooled over target speakers; brackets: 95 % bootstrap CI resampling (target speaker, "
+             "seed) groups. Hyper-parameters are fixed defaults (see `scenarios/fewshot/recipes.py`), never tuned "
+             "on these speakers.\n")
+    md = ["## Few-shot adaptation (heads, personalization, new corpus, new emotion)\n"]
     results: dict = {}
     if "personal" not in args.skip:
         t, results["personal"] = personalization_tables(feats, shots, folds, log)
@@ -254,6 +242,7 @@ def main() -> None:
     md += ["### Enrollment time\n"] + timing_rows + [""]
     md += targets_section(results, proto_ms, {n for n, f in feats.items() if confound_note(f)})
     md.append(f"\nTotal run time {time.time() - started:.0f} s.\n")
+    md.insert(1, f"{provenance()} {about}")
     out = publish("fewshot", "\n".join(md))
     log(f"wrote {out}")
 

@@ -10,30 +10,16 @@
    experience on the held-out speakers. Options are the registry defaults (lr 1e-3, EWC lambda
    100), fixed before the run; nothing is tuned on test speakers.
 
-    .venv/bin/python benchmarks/finetune.py                 # timing only (~2-4 min on 2 cores)
-    .venv/bin/python benchmarks/finetune.py --continual     # + the continual run (~5-10 min)
+    .venv/bin/python -m benchmarks.finetune                 # timing only (~2-4 min on 2 cores)
+    .venv/bin/python -m benchmarks.finetune --continual     # + the continual run (~5-10 min)
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import sys
 import time
-from pathlib import Path
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-
-
-def _load() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "n/a"
+from ._common import provenance
+from .render import publish
 
 
 def time_epochs(n_clips: int, unfreeze: list[int], batch_size: int) -> list[dict]:
@@ -42,7 +28,7 @@ def time_epochs(n_clips: int, unfreeze: list[int], batch_size: int) -> list[dict
 
     from adapt.backbones import get_backbone
     from adapt.finetune import EncoderClassifier
-    from scenarios.continual.audio import AudioClipDataset, collate_audio
+    from adapt.finetune import AudioClipDataset, collate_audio
     from scenarios.corpora import load_corpus
 
     rav = load_corpus("ravdess")
@@ -83,8 +69,10 @@ def time_epochs(n_clips: int, unfreeze: list[int], batch_size: int) -> list[dict
 def continual(shots: int, epochs: int, strategies: list[str], lr: float) -> tuple[list[dict], object]:
     from adapt.backbones import get_backbone
     from adapt.finetune import EncoderClassifier
-    from scenarios.continual.audio import audio_scenario, clip_table, run_audio
     from scenarios.continual import language_incremental
+    from scenarios.continual.audio import audio_scenario
+    from scenarios.runner import run_one
+    from scenarios.tables import FeatureTable
 
     table = FeatureTable.from_clips(["ravdess", "emodb"])
     audio = audio_scenario(language_incremental(table, normalize="none", shots=shots, seed=0), table, max_seconds=3.0)
@@ -93,7 +81,7 @@ def continual(shots: int, epochs: int, strategies: list[str], lr: float) -> tupl
         opts = {"epochs": epochs, "batch_size": 8, "eval_batch_size": 16, "lr": lr}
         if name == "replay":
             opts["mem_size"] = 4 * shots
-        rec = run_audio(audio, name, seed=0, strategy_opts=opts,
+        rec = run_one(audio, name, seed=0, strategy_opts=opts,
                         model_factory=lambda: EncoderClassifier(backbone=get_backbone(None, reuse=False),
                                                                 num_classes=len(audio.classes), unfreeze_top=1,
                                                                 device="cpu"))
@@ -116,18 +104,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    cmd = "`.venv/bin/python benchmarks/finetune.py" + "".join(f" {a}" for a in sys.argv[1:]) + "`"
-    load0 = _load()
-    start = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rows = time_epochs(args.clips, [0, 1, 2], args.batch_size)
     runs, audio = continual(args.shots, args.epochs, args.strategies.split(","), args.lr) if args.continual else ([], None)
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     out = [
         "## Fine-tuning the encoder on audio (Whisper tiny.en, top layers unfrozen)", "",
-        f"Command: {cmd}",
-        f"Date: {start}; machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other engineers' "
-        f"jobs (1-min load average {load0} at start, {_load()} at end), {gpu}, torch {torch.__version__}, "
-        f"{args.threads} torch threads. These are CPU numbers; fine-tuning is meant for a GPU.", "",
+        f"{provenance()} These are CPU numbers; fine-tuning is meant for a GPU.", "",
         f"### One epoch over {rows[0]['clips']} RAVDESS clips ({rows[0]['audio_s']:.0f} s of audio, whole clips, "
         f"batch {args.batch_size}, Adam, decoded beforehand)", "",
         "| unfreeze_top | trainable parameters | train epoch s | clips/s (train) | inference pass s |",

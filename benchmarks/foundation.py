@@ -2,30 +2,24 @@
 
 Writes ``benchmarks/results/foundation.md`` and re-renders BENCHMARKS.md.
 
-    .venv/bin/python benchmarks/foundation.py            # all clips of the four corpora
-    .venv/bin/python benchmarks/foundation.py --quick    # 100 clips per corpus
+    .venv/bin/python -m benchmarks.foundation            # all clips of the four corpora
+    .venv/bin/python -m benchmarks.foundation --quick    # 100 clips per corpus
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from adapt.audio import load_audio
+from adapt.errors import TooFewClipsError
+from scenarios.corpora import available_corpora, load_corpus
+from scenarios.splits import personalization_split, speaker_kfold
 
-from adapt.audio import load_audio  # noqa: E402
-from adapt.errors import TooFewClipsError  # noqa: E402
-from scenarios.corpora import available_corpora, load_corpus  # noqa: E402
-from scenarios.splits import personalization_split, speaker_kfold  # noqa: E402
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from ._common import DEV_CORPORA, provenance
+from .render import publish
 
 SHOTS = (1, 2, 4, 8)
 
@@ -112,20 +106,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # the machine's 2 cores are shared; report single-thread numbers
-    names = [n for n in ("ravdess", "emodb", "emovo", "urdu") if n in available_corpora()]
+    names = [n for n in DEV_CORPORA if n in available_corpora()]
     if not names:
         sys.exit("no corpora found (set $SER_ADAPT_DATA)")
-    command = ".venv/bin/python benchmarks/foundation.py" + (" --quick" if args.quick else "")
-    cpu = platform.processor() or platform.machine()
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = cpu
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     parts = [
         "## Foundation: audio loading and protocol sizes", "",
-        f"Command: `{command}` — {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, "
-        f"{model}, {os.cpu_count()} cores (shared), torch threads 1.", "",
         "### `load_audio` on the shared corpora (16 kHz FLAC: decode + validation, no resampling)", "",
         *loading_table(names, 100 if args.quick else None), "",
         "### Resampling 60 s of mono audio to 16 kHz", "",
@@ -140,6 +125,7 @@ def main() -> None:
         "### Speaker-disjoint k-fold balance", "",
         *kfold_table(names), "",
     ]
+    parts[2:2] = [provenance(), ""]
     print("\n".join(parts))
     publish("foundation", "\n".join(parts))
 

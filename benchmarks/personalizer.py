@@ -2,8 +2,8 @@
 
 Writes ``benchmarks/results/personalizer.md`` and rebuilds BENCHMARKS.md.
 
-    .venv/bin/python benchmarks/personalizer.py            # everything (~15 min on 2 cores)
-    .venv/bin/python benchmarks/personalizer.py --parts accuracy --dims 128,256
+    .venv/bin/python -m benchmarks.personalizer            # everything (~15 min on 2 cores)
+    .venv/bin/python -m benchmarks.personalizer --parts accuracy --dims 128,256
 
 Accuracy protocol (speaker-disjoint, UA first): for each evaluated corpus, 5 speaker folds; the
 global head is trained on all four corpora minus the fold's speakers; every held-out speaker is
@@ -16,21 +16,16 @@ fixed in code (temperature 0.1, prior weight 2, normalization prior 4, C 0.1).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
-CORPORA = ("ravdess", "emodb", "emovo", "urdu")
+from ._common import DEV_CORPORA, provenance
+from .render import publish
+
+CORPORA = DEV_CORPORA
 
 
 def _features():
@@ -201,15 +196,8 @@ def store_lookup(*, users=100_000, lookups=20_000, seed=0):
                 n_pred=len(t_pred))
 
 
-def _machine() -> str:
-    import torch
-
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores (shared), torch {torch.__version__} CPU, {torch.get_num_threads()} threads"
-
-
-def render(out: dict, command: str) -> str:
-    lines = ["## Personalizer (issue #7)", "",
-             f"Command: `{command}`  ", f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {_machine()}.", ""]
+def render(out: dict) -> str:
+    lines = ["## Personalizer (issue #7)", "", provenance(), ""]
     if "accuracy" in out:
         lines += ["### Personalization accuracy (UA, mean over held-out speakers)", "",
                   "Global head re-trained per fold on all four corpora minus the fold's speakers (5 speaker folds per "
@@ -283,7 +271,7 @@ def main() -> None:
     if "store" in parts:
         out["store"] = store_lookup(users=args.users)
         print(out["store"], flush=True)
-    text = render(out, ".venv/bin/python benchmarks/personalizer.py " + " ".join(sys.argv[1:]))
+    text = render(out)
     print(text)
     if not args.no_write:
         publish("personalizer", text + "\n")

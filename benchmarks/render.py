@@ -1,16 +1,18 @@
 """Assemble BENCHMARKS.md from the section files that each benchmark script writes.
 
-Every script under ``benchmarks/`` writes ``benchmarks/results/<name>.md`` (a section with its
-tables and the exact command that produced them); this script concatenates them in a fixed order.
+Every benchmark module (``python -m benchmarks.<name>``) writes ``benchmarks/results/<name>.md`` (a
+section with its tables and the exact command that produced them); this module concatenates them in
+a fixed order (``ORDER``, which names every section; a section missing from it would come last).
 
-    .venv/bin/python benchmarks/render.py
+    .venv/bin/python -m benchmarks.render
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ORDER = ["backbones", "throughput", "fewshot", "continual", "personalizer", "service"]
+from ._common import RESULTS, ROOT
+
+ORDER = ["backbones", "throughput", "fewshot", "continual", "personalizer", "service", "finetune", "foundation"]
 
 HEADER = """# Benchmarks
 
@@ -18,30 +20,33 @@ Every number here was produced by the command printed above its table, on the pr
 development machine (2 CPU cores, no GPU) unless a section says otherwise, on the corpora in
 `../shared/data` (RAVDESS en, EmoDB de (2 s copy), EMOVO it, URDU ur). Evaluation is speaker-
 disjoint; UA (unweighted average recall) is reported first. Re-run a section's command to
-regenerate its file under `benchmarks/results/`, then `.venv/bin/python benchmarks/render.py`.
+regenerate its file under `benchmarks/results/`, then `.venv/bin/python -m benchmarks.render`.
 """
 
 
 def publish(name: str, text: str) -> Path:
     """Write ``results/<name>.md`` (a section: heading, tables, the command) and rebuild BENCHMARKS.md.
 
-    Benchmark scripts call this last: ``from render import publish`` (the script's folder is on
-    ``sys.path`` when it runs as ``python benchmarks/<script>.py``).
+    Benchmark modules call this last (``from .render import publish``).
     """
-    out = HERE / "results" / f"{name}.md"
+    out = RESULTS / f"{name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     main()
     return out
 
 
-def main() -> None:
-    results = HERE / "results"
-    files = {p.stem: p for p in results.glob("*.md")}
+def render() -> tuple[str, int]:
+    """The text of BENCHMARKS.md from the section files, and how many sections it holds."""
+    files = {p.stem: p for p in RESULTS.glob("*.md")}
     ordered = [files.pop(n) for n in ORDER if n in files] + [files[k] for k in sorted(files)]
-    parts = [HEADER] + [p.read_text().strip() + "\n" for p in ordered]
-    (HERE.parent / "BENCHMARKS.md").write_text("\n".join(parts))
-    print(f"wrote BENCHMARKS.md from {len(ordered)} section(s)")
+    return "\n".join([HEADER] + [p.read_text().strip() + "\n" for p in ordered]), len(ordered)
+
+
+def main() -> None:
+    text, n = render()
+    (ROOT / "BENCHMARKS.md").write_text(text)
+    print(f"wrote BENCHMARKS.md from {n} section(s)")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Writes ``benchmarks/results/service.md`` and rebuilds BENCHMARKS.md.
 
-    .venv/bin/python benchmarks/service.py                 # ~3 min on 2 cores
-    .venv/bin/python benchmarks/service.py --requests 20   # quicker
+    .venv/bin/python -m benchmarks.service                 # ~3 min on 2 cores
+    .venv/bin/python -m benchmarks.service --requests 20   # quicker
 
 Steps: create a tenant key in a fresh SQLite store, start the server (default backbone + shipped
 head) in a subprocess, time the bare backbone on the same clips in this process while the server
@@ -13,9 +13,7 @@ is idle, enroll one user over HTTP, then send ``--requests`` predict requests at
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -25,10 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from ._common import ROOT, provenance
+from .render import publish
 
 
 def _free_port() -> int:
@@ -138,11 +135,9 @@ def main() -> None:
         log.close()
     dur = float(np.mean([w.duration_s for w in waves[: args.requests]]))
     bb50, bb99 = np.percentile(np.array(t_bb) * 1000, [50, 99])
-    cmd = ".venv/bin/python benchmarks/service.py " + " ".join(sys.argv[1:])
     lines = ["## HTTP service (issue #7)", "",
-             f"Command: `{cmd}`  ",
-             f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {os.cpu_count()} "
-             f"shared CPU cores, no GPU; server: `ser-adapt serve` (uvicorn, 1 process) on 127.0.0.1, "
+             provenance(),
+             f"Server: `ser-adapt serve` (uvicorn, 1 process) on 127.0.0.1, "
              f"SQLite store, default backbone (Whisper tiny.en) + shipped head; started in {startup:.0f} s.", "",
              f"Bare backbone (`adapt.embed`, no cache, called from a worker thread like the server's handlers) on "
              f"the same clips in this process, interleaved with the "

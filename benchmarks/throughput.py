@@ -4,15 +4,12 @@ For the default backbone (Whisper tiny.en) and a wav2vec2-base-sized random-init
 compute as the real one; weights do not matter for speed). Real-time factor = compute seconds /
 audio seconds on ``--threads`` torch threads.
 
-    .venv/bin/python benchmarks/throughput.py            # writes benchmarks/results/throughput.md
+    .venv/bin/python -m benchmarks.throughput            # writes benchmarks/results/throughput.md
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,13 +18,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 from adapt.audio import load_audio  # noqa: E402
 from adapt.backbones import get_backbone  # noqa: E402
 from adapt.embedding import EmbeddingCache, embed_layers  # noqa: E402
 from scenarios.corpora import load_corpus  # noqa: E402
-from render import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
+from ._common import provenance  # noqa: E402
+from .render import publish  # noqa: E402
 
 
 def wav2vec2_base_random(folder: Path):
@@ -56,7 +53,6 @@ def main() -> None:
     picks = sorted(rng.choice(len(corpus), size=args.clips, replace=False))
     waves = [load_audio(corpus.records[i].path) for i in picks]  # decode once: time the encoder, not FLAC
     audio_s = sum(w.duration_s for w in waves)
-    load0 = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         backbones = [("whisper-tiny.en (default)", get_backbone()),
@@ -70,14 +66,9 @@ def main() -> None:
             hit = timed(lambda: embed_layers(bb, waves, cache=cache))
             rows.append((label, loop, batched, hit))
             print(label, f"loop {loop:.2f}s batched {batched:.2f}s hit {hit:.3f}s", flush=True)
-    load1 = os.getloadavg()[0]
     n = args.clips
     lines = ["## Throughput: per-clip loop vs bucketed batches vs cache hits", "",
-             f"Command: `{' '.join(['.venv/bin/python benchmarks/throughput.py', *sys.argv[1:]])}`",
-             f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
-             f"{os.cpu_count()} CPU cores shared with other engineers' jobs (1-min load average {load0:.1f} at "
-             f"start, {load1:.1f} at end, so absolute times are pessimistic), CPU only, torch {torch.__version__}, "
-             f"{args.threads} torch threads.", "",
+             f"{provenance()} With other jobs on the cores, absolute times are pessimistic.", "",
              f"{n} RAVDESS clips ({audio_s:.0f} s of audio, decoded beforehand), all layers, mean pooling. "
              f"Batches: up to {args.batch_size} clips, sorted by length. Cache hits include hashing the samples.", "",
              "| backbone | loop s | batched s | cache hit s | loop clips/s | batched clips/s | RTF loop | RTF batched "

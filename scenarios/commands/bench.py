@@ -2,6 +2,8 @@
 
 Example:
     ser-adapt bench --scenario language-incremental --strategies naive,ewc,replay,joint --seeds 3 --out runs/lang
+    ser-adapt bench --tune --scenario language-incremental --strategies naive,ewc,replay,embedding-replay,slda,joint \
+        --seeds 3 --out runs/lang-tuned      # options chosen per seed on validation speakers (the benchmark's protocol)
 """
 from __future__ import annotations
 
@@ -40,7 +42,13 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="output folder (runs/, CSV, JSON, plots); reruns resume"),
         corpora: str = typer.Option("ravdess,emodb,emovo,urdu", "--corpora", help="comma list of corpora"),
         backbone: str = typer.Option(None, "--backbone", "-b", help="backbone name (default: offline Whisper tiny.en)"),
-        normalize: str = typer.Option("speaker", "--normalize", help="speaker, corpus or none"),
+        normalize: str = typer.Option(None, "--normalize",
+                                      help="speaker, corpus or none (default: speaker); with --tune, a comma list of "
+                                           "candidates (default: speaker,corpus) or one value to fix it"),
+        tune: bool = typer.Option(False, "--tune/--no-tune",
+                                  help="per seed, choose the normalization and each strategy's main option "
+                                       "(ewc_lambda, si_lambda, lwf alpha, slda shrinkage) on validation speakers "
+                                       "held out from the training speakers, then run with the choices"),
         epochs: int = typer.Option(None, "--epochs", help="training epochs per experience (default: registry's)"),
         lr: float = typer.Option(None, "--lr", help="Adam learning rate (default: registry's)"),
         option: List[str] = typer.Option(None, "--option", help="strategy option, e.g. ewc.ewc_lambda=1e4 (repeatable)"),
@@ -72,8 +80,14 @@ def register(app: typer.Typer) -> None:
         unknown = [s for s in names if s not in STRATEGIES]
         if unknown or not names:
             raise typer.BadParameter(f"unknown strategies {unknown or names}; known: {', '.join(sorted(STRATEGIES))}")
-        if normalize not in NORMALIZATIONS:
-            raise typer.BadParameter(f"--normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        from scenarios.continual.protocol import DEFAULT_NORMALIZATIONS
+
+        norms = [n.strip() for n in normalize.split(",") if n.strip()] if normalize else (
+            list(DEFAULT_NORMALIZATIONS) if tune else ["speaker"])
+        if not norms or any(n not in NORMALIZATIONS for n in norms) or (len(norms) > 1 and not tune):
+            raise typer.BadParameter(f"--normalize must be one of {NORMALIZATIONS}"
+                                     f"{' (or, with --tune, a comma list of them)' if not tune else ''}, "
+                                     f"got {normalize!r}")
         if seeds < 1:
             raise typer.BadParameter(f"--seeds must be >= 1, got {seeds}")
         per_strategy: dict[str, dict] = {"*": {}}
@@ -86,7 +100,9 @@ def register(app: typer.Typer) -> None:
             if not dot or strat not in STRATEGIES and strat != "*":
                 raise typer.BadParameter(f"--option keys look like <strategy>.<option>, got {key!r}")
             per_strategy.setdefault(strat, {})[opt] = value
-        scenario_opts = {"normalize": normalize, **parse_assignments(scenario_option, "--scenario-option")}
+        scenario_opts = parse_assignments(scenario_option, "--scenario-option")
+        if "normalize" in scenario_opts:
+            raise typer.BadParameter("give the normalization with --normalize, not --scenario-option")
 
         import torch
 
@@ -99,13 +115,27 @@ def register(app: typer.Typer) -> None:
         features = FeatureTable.from_corpora([c.strip() for c in corpora.split(",") if c.strip()], backbone,
                                              progress=progress)
         try:
-            result = run_benchmark(lambda seed: make_scenario(scenario, features, seed=seed, **scenario_opts), names,
-                                   seeds=seeds, out_dir=out, strategy_opts=per_strategy, progress=progress,
-                                   plots=plots)
+            if tune:
+                from scenarios.continual.protocol import run_tuned_benchmark
+
+                tuned = run_tuned_benchmark(features, scenario, names, seeds, out_dir=out, scenario_opts=scenario_opts,
+                                            normalizations=norms, strategy_opts=per_strategy, progress=progress,
+                                            plots=plots)
+                result = tuned.result
+            else:
+                result = run_benchmark(
+                    lambda seed: make_scenario(scenario, features, seed=seed, normalize=norms[0], **scenario_opts),
+                    names, seeds=seeds, out_dir=out, strategy_opts=per_strategy, progress=progress, plots=plots)
         except (TypeError, ValueError, KeyError) as err:  # bad option values: say which, no traceback
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(2) from None
-        table = Table(title=f"{scenario} on {corpora} ({seeds} seed(s)); UA mean ± std; out: {out}")
+        if tune:
+            console.print(f"chosen on validation speakers (held out from the training speakers; Joint's validation "
+                          f"avg UA per normalization) in {tuned.tune_s:.1f} s:")
+            for choice in tuned.choices.values():
+                console.print("  " + choice.describe(), highlight=False)
+        how = "options tuned on validation speakers" if tune else f"normalize={norms[0]}"
+        table = Table(title=f"{scenario} on {corpora} ({seeds} seed(s), {how}); UA mean ± std; out: {out}")
         for col in ("strategy", "avg UA", "forgetting", "BWT", "time (s)", *result.experiences):
             table.add_column(col, justify="right" if col != "strategy" else "left")
         for row in result.table():

@@ -46,7 +46,8 @@ from adapt.errors import TooFewClipsError, UnknownEmotionError
 
 __all__ = [
     "ContinualScenario", "speaker_incremental", "language_incremental", "class_incremental",
-    "fewshot_incremental", "SCENARIOS", "make_scenario", "NORMALIZATIONS", "UnknownEmotionError",
+    "fewshot_incremental", "SCENARIOS", "ScenarioBuilder", "builder_of", "make_scenario", "NORMALIZATIONS",
+    "UnknownEmotionError",
 ]
 
 NORMALIZATIONS = ("speaker", "corpus", "none")
@@ -66,6 +67,8 @@ class ContinualScenario:
         train_data / test_data: ``T`` pairs ``(x float32 [n, D], y int64 [n])`` (normalized).
         options: the builder options (JSON-serializable).
         fingerprint: hash of options, rows and features; the runner's resume key.
+        builder: the ``SCENARIOS`` key that built it (``"fewshot-incremental"`` for a few-shot
+            scenario, whose ``name`` is ``"fewshot-<base>"``).
     """
 
     name: str
@@ -80,6 +83,7 @@ class ContinualScenario:
     test_data: tuple[tuple[torch.Tensor, torch.Tensor], ...] = field(repr=False)
     options: dict = field(repr=False)
     fingerprint: str = ""
+    builder: str = ""
 
     @property
     def n_experiences(self) -> int:
@@ -211,7 +215,8 @@ def _build(name: str, cols: dict, experiences: list[tuple[str, np.ndarray, np.nd
         train_indices=tuple(tr_idx), test_indices=tuple(te_idx),
         train_speakers=tuple(tuple(sorted(set(spk[i]))) for i in tr_idx),
         test_speakers=tuple(tuple(sorted(set(spk[i]))) for i in te_idx),
-        train_data=tuple(tr_data), test_data=tuple(te_data), options=options, fingerprint=h.hexdigest()[:16])
+        train_data=tuple(tr_data), test_data=tuple(te_data), options=options, fingerprint=h.hexdigest()[:16],
+        builder=name)
 
 
 def _select_classes(cols, classes, default: Callable[[], list[str]]) -> list[str]:
@@ -369,15 +374,76 @@ def fewshot_incremental(features, *, shots: int = 5, base: str = "speaker-increm
     if base not in SCENARIOS or base == "fewshot-incremental":
         raise KeyError(f"unknown base scenario {base!r}; known: {', '.join(n for n in SCENARIOS if n != 'fewshot-incremental')}")
     sc = SCENARIOS[base](features, shots=shots, **opts)
-    return replace(sc, name=f"fewshot-{base}", options={**sc.options, "base": base})
+    return replace(sc, name=f"fewshot-{base}", builder="fewshot-incremental", options={**sc.options, "base": base})
 
 
-SCENARIOS: dict[str, Callable[..., ContinualScenario]] = {
-    "speaker-incremental": speaker_incremental,
-    "language-incremental": language_incremental,
-    "class-incremental": class_incremental,
-    "fewshot-incremental": fewshot_incremental,
-}
+# ----------------------------------------------------------------------------- validation rules
+# How each builder rebuilds "the same scenario" from a scenario's training speakers only (for
+# choosing options without test speakers, ``scenarios.continual.tuning``): the scenario's own
+# options with another seed, so the builder holds out other speakers, plus what each kind must keep.
+
+
+def _same_label_set(scenario: ContinualScenario, *, seed_offset: int) -> dict:
+    """The scenario's options, a shifted seed and its label set (speaker- and language-incremental)."""
+    opts = {k: v for k, v in scenario.options.items() if k != "base"}
+    opts["seed"] = int(opts.get("seed", 0)) + seed_offset
+    opts["classes"] = list(scenario.classes)
+    if "n_experiences" in opts:  # fewer speakers: keep the number of experiences, it still fits
+        opts["n_experiences"] = scenario.n_experiences
+    return opts
+
+
+def _same_class_steps(scenario: ContinualScenario, *, seed_offset: int) -> dict:
+    """The scenario's options (its ``steps``: the same class steps, not a reshuffle) and a shifted seed."""
+    opts = {k: v for k, v in scenario.options.items() if k not in ("base", "n_experiences", "classes")}
+    opts["seed"] = int(opts.get("seed", 0)) + seed_offset
+    return opts
+
+
+def _base_rule(scenario: ContinualScenario, *, seed_offset: int) -> dict:
+    """A few-shot scenario: its base builder's rule, the same ``shots`` and ``base``."""
+    base = scenario.options["base"]
+    return {**SCENARIOS[base].validation_rule(scenario, seed_offset=seed_offset), "base": base}
+
+
+@dataclass(frozen=True)
+class ScenarioBuilder:
+    """A registered scenario builder: call it like the function, ask it how to validate.
+
+    ``validation_options(scenario)`` are the keyword options that rebuild the same kind of scenario
+    (same label set or class steps, same number of experiences, same normalization and shots) from
+    a table restricted to ``scenario``'s training speakers, with the seed shifted by
+    ``seed_offset`` so that other speakers are held out (``scenarios.continual.tuning``).
+    """
+
+    name: str
+    build: Callable[..., ContinualScenario]
+    validation_rule: Callable[..., dict]
+
+    def __call__(self, features, **opts) -> ContinualScenario:
+        return self.build(features, **opts)
+
+    def validation_options(self, scenario: ContinualScenario, *, seed_offset: int = 1000) -> dict:
+        if scenario.builder != self.name:
+            raise ValueError(f"scenario {scenario.name!r} was built by {scenario.builder!r}, not {self.name!r}")
+        return self.validation_rule(scenario, seed_offset=seed_offset)
+
+
+SCENARIOS: dict[str, ScenarioBuilder] = {b.name: b for b in (
+    ScenarioBuilder("speaker-incremental", speaker_incremental, _same_label_set),
+    ScenarioBuilder("language-incremental", language_incremental, _same_label_set),
+    ScenarioBuilder("class-incremental", class_incremental, _same_class_steps),
+    ScenarioBuilder("fewshot-incremental", fewshot_incremental, _base_rule),
+)}
+
+
+def builder_of(scenario: ContinualScenario) -> ScenarioBuilder:
+    """The registry entry that built ``scenario``."""
+    try:
+        return SCENARIOS[scenario.builder]
+    except KeyError:
+        raise KeyError(f"no builder {scenario.builder!r} for scenario {scenario.name!r}; known: "
+                       f"{', '.join(sorted(SCENARIOS))}") from None
 
 
 def make_scenario(name: str, features, **opts) -> ContinualScenario:

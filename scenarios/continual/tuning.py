@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 
 from ..runner import run_one
-from .builders import SCENARIOS, ContinualScenario
+from .builders import ContinualScenario, builder_of
 
-__all__ = ["validation_scenario", "select_option", "DEFAULT_GRIDS"]
+__all__ = ["validation_scenario", "validation_score", "select_option", "DEFAULT_GRIDS"]
 
 #: Candidate values per strategy (one option each), tried by ``select_option`` in the benchmarks.
 #: Avalanche's EWC averages squared *minibatch* gradients, so useful lambdas are large.
@@ -43,24 +43,24 @@ def _restrict(features, mask: np.ndarray):
 
 
 def validation_scenario(features, scenario: ContinualScenario, *, seed_offset: int = 1000) -> ContinualScenario:
-    """The same scenario kind and options, built from ``scenario``'s training speakers only."""
-    base = scenario.name.removeprefix("fewshot-")
-    builder = SCENARIOS.get(base)
-    if builder is None:
-        raise KeyError(f"no builder for scenario {scenario.name!r}; known: {', '.join(sorted(SCENARIOS))}")
+    """The same scenario kind and options, built from ``scenario``'s training speakers only.
+
+    What "the same" keeps is the builder's rule (``ScenarioBuilder.validation_options``): label set
+    or class steps, number of experiences, normalization, shots; the seed is shifted by
+    ``seed_offset``, so the builder holds out other speakers, now as validation speakers.
+    """
+    builder = builder_of(scenario)
     train_spk = set().union(*map(set, scenario.train_speakers))
     mask = np.isin(np.asarray(features.speakers).astype(str), sorted(train_spk))
-    opts = dict(scenario.options)
-    opts.pop("base", None)
-    opts["seed"] = int(opts.get("seed", 0)) + seed_offset
-    if base == "class-incremental":  # same class steps, not a reshuffle
-        opts.pop("n_experiences", None)
-    if base == "speaker-incremental":  # fewer speakers: keep the number of experiences, it still fits
-        opts["n_experiences"] = scenario.n_experiences
-    opts["classes"] = list(scenario.classes) if base != "class-incremental" else None
-    if opts["classes"] is None:
-        opts.pop("classes")
-    return builder(_restrict(features, mask), **opts)
+    return builder(_restrict(features, mask), **builder.validation_options(scenario, seed_offset=seed_offset))
+
+
+def validation_score(validation: ContinualScenario, strategy: str, seed: int, strategy_opts: dict | None = None) -> float:
+    """Validation average accuracy of one run of ``strategy`` (mean UA of the last row, so forgetting counts).
+
+    Every run made to choose an option goes through here (a single place to check or spy on).
+    """
+    return run_one(validation, strategy, seed, strategy_opts=strategy_opts)["average_accuracy"]
 
 
 def select_option(validation: ContinualScenario, strategy: str, option: str, grid: Sequence, *,
@@ -71,9 +71,7 @@ def select_option(validation: ContinualScenario, strategy: str, option: str, gri
     """
     if not grid:
         raise ValueError(f"grid for {strategy}.{option} is empty")
-    scores = {}
-    for value in grid:
-        record = run_one(validation, strategy, seed, strategy_opts={**(strategy_opts or {}), option: value})
-        scores[value] = record["average_accuracy"]
+    scores = {value: validation_score(validation, strategy, seed, {**(strategy_opts or {}), option: value})
+              for value in grid}
     best = max(scores, key=lambda v: scores[v])
     return best, scores
