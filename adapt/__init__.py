@@ -7,7 +7,7 @@ The public API, by the path a clip takes:
 * embeddings: ``embed``, ``embed_layers``, ``EmbeddingCache`` (``adapt.embedding``);
 * heads and normalization: the ``heads`` module, ``SpeakerNormalizer`` (``adapt.normalization``);
 * personalization: ``Personalizer``, ``PersonalizerConfig``, ``Prediction``, ``UserSummary``,
-  ``GlobalHead``, ``UserState`` (``adapt.personal``);
+  ``TenantSummary``, ``GlobalHead``, ``UserState``, ``TenantState``, ``load_head`` (``adapt.personal``);
 * profile store: ``ProfileStore``, ``open_store`` (``adapt.store``);
 * labels: ``harmonize_emotion``, ``CANONICAL_EMOTIONS`` (``adapt.labels``); the ``metrics`` module.
 
@@ -56,6 +56,9 @@ _LAZY = {
     "UserSummary": "adapt.personal",
     "GlobalHead": "adapt.personal",
     "UserState": "adapt.personal",
+    "TenantState": "adapt.personal",
+    "TenantSummary": "adapt.personal",
+    "load_head": "adapt.personal",
     "ProfileStore": "adapt.store",
     "open_store": "adapt.store",
     "metrics": "adapt.metrics",
@@ -67,7 +70,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from .backbones import Backbone, BackboneSpec, LayerStack, get_backbone
     from .embedding import EmbeddingCache, embed, embed_layers
     from .normalization import SpeakerNormalizer
-    from .personal import GlobalHead, Personalizer, PersonalizerConfig, Prediction, UserState, UserSummary
+    from .personal import (GlobalHead, Personalizer, PersonalizerConfig, Prediction, TenantState, TenantSummary,
+                           UserState, UserSummary, load_head)
     from .store import ProfileStore, open_store
 
 

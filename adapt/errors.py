@@ -21,6 +21,7 @@ __all__ = [
     "SampleRateError",
     "NotFittedError",
     "UnknownUserError",
+    "UnknownTenantError",
     "UnknownSpeakerError",
     "UnknownLabelError",
     "TooFewClipsError",
@@ -92,6 +93,15 @@ class UnknownUserError(SerAdaptError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0]) if self.args else "unknown user"
+
+
+class UnknownTenantError(UnknownUserError):
+    """The tenant has no tenant profile (``Personalizer.tenant_summary``/``export_tenant``/``forget_tenant``).
+
+    A subclass of ``UnknownUserError``, so code that caught a missing profile keeps working."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown tenant profile"
 
 
 class UnknownSpeakerError(SerAdaptError, KeyError):

@@ -1,17 +1,14 @@
-"""Personalizer benchmark: accuracy of per-user personalization, and the speed targets of issue #7.
+"""Personalizer benchmark: the speed and store targets of the application path.
 
 Writes ``benchmarks/results/personalizer.md`` and rebuilds BENCHMARKS.md.
 
-    .venv/bin/python -m benchmarks.personalizer            # everything (~15 min on 2 cores)
-    .venv/bin/python -m benchmarks.personalizer --parts accuracy --dims 128,256
+    .venv/bin/python -m benchmarks.personalizer            # speed + store (~5 min on 2 cores)
+    .venv/bin/python -m benchmarks.personalizer --parts speed
 
-Accuracy protocol (speaker-disjoint, UA first): for each evaluated corpus, 5 speaker folds; the
-global head is trained on all four corpora minus the fold's speakers; every held-out speaker is
-then enrolled with K clips per emotion (``scenarios.splits.personalization_split``, sentence-
-disjoint where the corpus has fixed sentences) and tested on their remaining clips. Reported: mean
-per-speaker UA of the global prediction (what an unenrolled user gets) and of the personalized one,
-on the same test clips. No hyper-parameter is chosen on the held-out speakers: the defaults are
-fixed in code (temperature 0.1, prior weight 2, normalization prior 4, C 0.1).
+Accuracy of the application path is measured by ``benchmarks.unseen`` (leave one corpus out,
+every condition through the public ``Personalizer`` API); this script measures what it costs:
+predict overhead over the backbone forward, enrollment from cached embeddings, and profile
+lookups in a store holding many users, with the shipped head.
 """
 from __future__ import annotations
 
@@ -36,61 +33,6 @@ def _features():
 
 def _null_embedder(waves):
     raise RuntimeError("benchmarks feed cached embeddings")
-
-
-def accuracy(fs, *, eval_corpora, shots, dims, folds=5, seed=0, C=0.1):
-    """Rows ``(corpus, dim, K, n_speakers, UA global linear, UA global protos, UA norm-only, UA personalized)``."""
-    from adapt.metrics import unweighted_average_recall as ua
-    from adapt.personal import GlobalHead
-    from adapt.personal import Personalizer, PersonalizerConfig
-    from scenarios.splits import personalization_split, speaker_kfold
-
-    rows = []
-    spk_all = np.asarray(fs.speakers).astype(str)
-    y_all = np.asarray(fs.y).astype(str)
-    for corpus in eval_corpora:
-        in_c = np.flatnonzero(np.asarray(fs.corpora) == corpus)
-        for dim in dims:
-            res: dict[int, list] = {k: [] for k in shots}
-            cal: dict[int, list] = {k: [] for k in shots}
-            for _, test_idx in speaker_kfold(spk_all[in_c], n_splits=folds, seed=seed):
-                held = np.unique(spk_all[in_c][test_idx])
-                train = ~np.isin(spk_all, held)
-                head = GlobalHead.fit(fs.X[train], y_all[train], speakers=spk_all[train], linear=True, C=C, dim=dim)
-                protos_only = GlobalHead(classes=head.classes, prototypes=head.prototypes, mean=head.mean,
-                                         std=head.std, temperature=head.temperature, projection=head.projection)
-                for target in held:
-                    idx = np.flatnonzero(spk_all == target)
-                    for k in shots:
-                        try:
-                            e, t = personalization_split(spk_all[idx], y_all[idx], target, shots=k,
-                                                         text_ids=fs.text_ids[idx], seed=seed)
-                        except ValueError:  # too few clips of some emotion for K shots
-                            continue
-                        Xe, ye, Xt, yt = fs.X[idx[e]], y_all[idx[e]], fs.X[idx[t]], y_all[idx[t]]
-                        p = Personalizer(_null_embedder, head, ":memory:")
-                        g_lin = [r.label for r in p.predict_embeddings("new", Xt)]
-                        g_pro = [r.label for r in Personalizer(_null_embedder, protos_only, ":memory:").predict_embeddings("new", Xt)]
-                        p.enroll_embeddings("u", Xe, ye)
-                        pers = [r.label for r in p.predict_embeddings("u", Xt)]
-                        q = Personalizer(_null_embedder, head, ":memory:", config=PersonalizerConfig(prior_weight=1e9))
-                        q.enroll_embeddings("u", Xe, ye)
-                        norm_only = [r.label for r in q.predict_embeddings("u", Xt)]
-                        r = Personalizer(_null_embedder, head, ":memory:", config=PersonalizerConfig(fuse_linear=False))
-                        r.enroll_embeddings("u", Xe, ye)
-                        protos = [x.label for x in r.predict_embeddings("u", Xt)]
-                        res[k].append([ua(yt, g_lin), ua(yt, g_pro), ua(yt, norm_only), ua(yt, protos), ua(yt, pers)])
-                        fused = p.predict_embeddings("u", Xt)
-                        cal[k] += [(x.confidence, x.label == t_, x.uncertain) for x, t_ in zip(fused, yt)]
-            for k in shots:
-                if res[k]:
-                    m = np.mean(res[k], axis=0)
-                    c = np.asarray(cal[k], dtype=float)
-                    rows.append((corpus, dim or fs.X.shape[1], k, len(res[k]), *m,
-                                 c[:, 0].mean(), c[:, 1].mean(), c[:, 2].mean()))
-                    print(f"{corpus} dim={dim} K={k} n={len(res[k])} global-linear {m[0]:.3f} global-proto {m[1]:.3f} "
-                          f"norm+linear {m[2]:.3f} personal-protos {m[3]:.3f} fused {m[4]:.3f}", flush=True)
-    return rows
 
 
 def _pct(a, q) -> float:
@@ -162,7 +104,7 @@ def store_lookup(*, users=100_000, lookups=20_000, seed=0):
     head = GlobalHead.load(default_head_path())
     rng = np.random.default_rng(seed)
     classes = [c for c in head.classes if c != "boredom"][:8]
-    st = UserState.empty(head.dim).add(rng.normal(size=(40, head.dim)).astype(np.float32), classes * 5)
+    st = UserState.empty(head.state_dim).add(rng.normal(size=(40, head.state_dim)).astype(np.float32), classes * 5)
     blob = st.to_bytes()
     tmp = Path(tempfile.mkdtemp(prefix="bench_store_"))
     path = tmp / "big.db"
@@ -191,33 +133,14 @@ def store_lookup(*, users=100_000, lookups=20_000, seed=0):
     for f in tmp.iterdir():
         f.unlink()
     tmp.rmdir()
-    return dict(users=users, blob_kb=len(blob) / 1024, db_mb=size_mb, fill_s=fill_s, lookups=lookups,
+    return dict(users=users, dim=head.state_dim, blob_kb=len(blob) / 1024, db_mb=size_mb, fill_s=fill_s, lookups=lookups,
                 get_p50=_pct(t_get, 50), get_p99=_pct(t_get, 99), pred_p50=_pct(t_pred, 50), pred_p99=_pct(t_pred, 99),
                 n_pred=len(t_pred))
 
 
 def render(out: dict) -> str:
-    lines = ["## Personalizer (issue #7)", "", provenance(), ""]
-    if "accuracy" in out:
-        lines += ["### Personalization accuracy (UA, mean over held-out speakers)", "",
-                  "Global head re-trained per fold on all four corpora minus the fold's speakers (5 speaker folds per "
-                  "corpus); each held-out speaker enrolled with K clips per emotion and tested on the rest "
-                  "(sentence-disjoint). Columns: *global linear* = what an unenrolled user gets (the default); "
-                  "*global protos* = global prototypes; *norm + linear* = user normalization only; *personal protos* = "
-                  "normalization + shrunk personal prototypes; *fused* = personal protos + speaker-normalized linear "
-                  "logits (the default for enrolled users). Backbone: Whisper tiny.en, all layers (1920 d).", "",
-                  "| corpus | head dim | K | speakers | global linear | global protos | norm + linear | personal protos | fused (default) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for c, d, k, n, a, b, c2, d2, e, *_ in out["accuracy"]:
-            lines.append(f"| {c} | {d} | {k} | {n} | {a:.3f} | {b:.3f} | {c2:.3f} | {d2:.3f} | **{e:.3f}** |")
-        lines += ["", "Speakers without K clips of every emotion in one sentence set are left out of that K's row.", "",
-                  "Calibration of the personalized (fused) predictions, pooled over the test clips of a row: mean "
-                  "confidence (top probability) against accuracy, and the share flagged `uncertain` at the default "
-                  "threshold 0.4.", "",
-                  "| corpus | K | mean confidence | accuracy | flagged uncertain |", "|---|---|---|---|---|"]
-        for c, d, k, *_, conf, acc, unc in out["accuracy"]:
-            lines.append(f"| {c} | {k} | {conf:.3f} | {acc:.3f} | {unc * 100:.1f} % |")
-        lines += [""]
+    lines = ["## Personalizer: speed and store (issues #7, #12)", "", provenance(), "",
+             "Accuracy of the application path: the \"Unseen corpora\" section (`benchmarks.unseen`).", ""]
     if "speed" in out:
         pr, en = out["speed"]["predict"], out["speed"]["enroll"]
         ovh = pr["parts"]
@@ -241,17 +164,14 @@ def render(out: dict) -> str:
                   f"| {s['users']:,} | {s['blob_kb']:.1f} kB | {s['db_mb']:.0f} MB | {s['lookups']:,} random | "
                   f"{s['get_p50']:.3f} / {s['get_p99']:.3f} ms | p99 <= 5 ms {'(met)' if s['get_p99'] <= 5 else '(missed)'} | "
                   f"{s['pred_p50']:.3f} / {s['pred_p99']:.3f} ms ({s['n_pred']:,}) |", "",
-                  f"Profiles: 8 emotions x 5 clips in the shipped head's {256}-d space; filled in {s['fill_s']:.0f} s by one "
+                  f"Profiles: 8 emotions x 5 clips, statistics in the shipped head's {s['dim']}-d backbone space; filled in {s['fill_s']:.0f} s by one "
                   "bulk transaction; lookups run right after (file in the OS page cache).", ""]
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="accuracy,speed,store", help="comma list of accuracy, speed, store")
-    ap.add_argument("--eval-corpora", default="ravdess,emodb,emovo")
-    ap.add_argument("--shots", default="1,2,4")
-    ap.add_argument("--dims", default="256", help="PCA dims of the global head to compare (0 = none)")
+    ap.add_argument("--parts", default="speed,store", help="comma list of speed, store")
     ap.add_argument("--users", type=int, default=100_000, help="users in the store-lookup benchmark")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write the results file")
     args = ap.parse_args()
@@ -261,10 +181,6 @@ def main() -> None:
     parts = set(args.parts.split(","))
     fs = _features()
     out: dict[str, object] = {}
-    if "accuracy" in parts:
-        out["accuracy"] = accuracy(fs, eval_corpora=args.eval_corpora.split(","),
-                                   shots=[int(s) for s in args.shots.split(",")],
-                                   dims=[int(d) or None for d in args.dims.split(",")])
     if "speed" in parts:
         out["speed"] = speed(fs)
         print(out["speed"], flush=True)

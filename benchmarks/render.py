@@ -12,13 +12,15 @@ from pathlib import Path
 
 from ._common import RESULTS, ROOT
 
-ORDER = ["backbones", "throughput", "fewshot", "continual", "personalizer", "service", "finetune", "foundation"]
+ORDER = ["unseen", "transfer", "backbones", "throughput", "fewshot", "continual", "personalizer", "service", "finetune",
+         "foundation"]
 
 HEADER = """# Benchmarks
 
 Every number here was produced by the command printed above its table, on the project's
 development machine (2 CPU cores, no GPU) unless a section says otherwise, on the corpora in
-`../shared/data` (RAVDESS en, EmoDB de (2 s copy), EMOVO it, URDU ur). Evaluation is speaker-
+`../shared/data` (RAVDESS en, EmoDB de (2 s copy), EMOVO it, URDU ur, rcebrian_es es,
+indianemospeech en/hi; older sections use the first four). Evaluation is speaker-
 disjoint; UA (unweighted average recall) is reported first. Re-run a section's command to
 regenerate its file under `benchmarks/results/`, then `.venv/bin/python -m benchmarks.render`.
 """

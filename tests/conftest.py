@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scenarios.corpora import DEV_CORPORA, available_corpora, data_root
+from scenarios.corpora import SHARED_CORPORA, available_corpora, data_root
 
 # Never let anything in the test run reach for a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-SHARED_CORPORA = DEV_CORPORA
 
 
 def pytest_collection_modifyitems(config, items):
@@ -36,7 +34,7 @@ def _require_data() -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The data root holding the four shared corpora; skips (fails under CI) when absent."""
+    """The data root holding the six shared corpora; skips (fails under CI) when absent."""
     return _require_data()
 
 
@@ -66,6 +64,14 @@ def urdu(data_dir):
     from scenarios.corpora import load_corpus
 
     return load_corpus("urdu")
+
+
+@pytest.fixture(scope="session")
+def six_table(data_dir):
+    """The embedding table of all six shared corpora under the offline default backbone (cached)."""
+    from scenarios.tables import FeatureTable
+
+    return FeatureTable.from_corpora(list(SHARED_CORPORA))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import typer
 from ..errors import SerAdaptError
 
 __all__ = ["STORE_HELP", "store_option", "open_cli_store", "cli_backbone", "cli_personalizer", "admin_personalizer",
-           "cli_errors", "fail"]
+           "cli_errors", "fail", "split_list", "labels_or_clear", "read_json_export"]
 
 STORE_HELP = "profile store: SQLite path or postgresql:// URL (default: $SER_ADAPT_STORE or the user data folder)"
 
@@ -57,6 +57,31 @@ def admin_personalizer(store: str | None, tenant: str, head: str | None = None):
     from ..personal import Personalizer
 
     return Personalizer.admin(open_cli_store(store), head=head, tenant=tenant)
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """Comma-separated and/or repeated option values as one list: ``["a,b", "c"]`` -> ``[a, b, c]``
+    (blanks around commas dropped; an empty list is left for the Personalizer to refuse)."""
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+
+
+def labels_or_clear(labels: str | None, clear: bool) -> list[str] | None:
+    """The label set of a ``labels`` command: ``a,b,c``, or None with ``--clear`` (exactly one of them)."""
+    if clear == (labels is not None):
+        raise typer.BadParameter("give a comma-separated label set or --clear (not both)", param_hint="'LABELS'")
+    return None if clear else split_list([labels])
+
+
+def read_json_export(file) -> dict:
+    """A JSON export file (``users export`` / ``tenant export``); ``InvalidStateError`` if not JSON."""
+    import json
+
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        from ..errors import InvalidStateError
+
+        raise InvalidStateError(f"{file} is not a JSON export: {exc}") from None
 
 
 def fail(exc: BaseException, code: int = 2) -> None:

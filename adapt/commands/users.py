@@ -1,5 +1,8 @@
 """``ser-adapt enroll`` / ``predict`` and ``ser-adapt users ...``: personalization from the shell.
 
+``predict --labels angry,sad`` scores only those emotions; ``users observe`` folds unlabelled clips
+into a user's normalization statistics; ``users labels`` sets a user's label set.
+
 Every command goes through ``adapt.Personalizer`` (``Personalizer.admin`` when no model is needed),
 so the shell, Python and HTTP share the same rules and the same export format. Uses the embedded
 default store (``--store``, ``$SER_ADAPT_STORE``, else the user data folder), the default backbone
@@ -12,13 +15,14 @@ from pathlib import Path
 
 import typer
 
-from ._shared import admin_personalizer, cli_errors, cli_personalizer, store_option
+from ._shared import (admin_personalizer, cli_errors, cli_personalizer, labels_or_clear, read_json_export, split_list,
+                      store_option)
 
 tenant_opt = typer.Option("default", "--tenant", help="tenant namespace in the store")
 backbone_opt = typer.Option(None, "--backbone", help="backbone name (default: the offline default)")
 head_opt = typer.Option(None, "--head", help="global head file, .npz or .json (default: the shipped one)")
 
-users = typer.Typer(help="List, export, import and forget user profiles.", no_args_is_help=True)
+users = typer.Typer(help="List, observe, label, export, import and forget user profiles.", no_args_is_help=True)
 
 
 @cli_errors
@@ -36,10 +40,14 @@ def enroll(user: str = typer.Option(..., "--user", help="user id"),
 @cli_errors
 def predict(user: str = typer.Option(..., "--user", help="user id (unknown users get the global model)"),
             files: list[Path] = typer.Argument(..., help="audio files"),
+            labels: str = typer.Option(None, "--labels", help="comma-separated emotions to score (this call's label "
+                                                              "set; default: the user's, else the tenant's)"),
             store: str = store_option(), tenant: str = tenant_opt, backbone: str = backbone_opt,
             head: str = head_opt) -> None:
     """Predict the emotion of each file for a user; one JSON line per file."""
-    preds = cli_personalizer(store, tenant, backbone, head).predict_batch(user, [str(f) for f in files])
+    labelset = None if labels is None else split_list([labels])
+    preds = cli_personalizer(store, tenant, backbone, head).predict_batch(user, [str(f) for f in files],
+                                                                         labels=labelset)
     for f, r in zip(files, preds):
         typer.echo(json.dumps({"file": str(f), **r.to_dict()}))
 
@@ -51,6 +59,29 @@ def list_users(tenant: str = tenant_opt, store: str = store_option(),
     """Enrolled users of a tenant, one per line."""
     for u in admin_personalizer(store, tenant).users(limit=limit, offset=offset):
         typer.echo(u)
+
+
+@users.command("observe")
+@cli_errors
+def observe(user: str = typer.Argument(..., help="user id (the profile is created if new)"),
+            files: list[Path] = typer.Argument(..., help="audio files of unknown emotion"),
+            store: str = store_option(), tenant: str = tenant_opt, backbone: str = backbone_opt,
+            head: str = head_opt) -> None:
+    """Fold unlabelled clips into a user's normalization statistics; prints the summary."""
+    s = cli_personalizer(store, tenant, backbone, head).observe(user, [str(f) for f in files])
+    typer.echo(json.dumps(s.to_dict()))
+
+
+@users.command("labels")
+@cli_errors
+def set_labels(user: str = typer.Argument(...),
+               labels: str = typer.Argument(None, help="comma-separated emotions to score for this user"),
+               clear: bool = typer.Option(False, "--clear", help="drop the user's label set (the tenant's default)"),
+               tenant: str = tenant_opt, store: str = store_option(), head: str = head_opt) -> None:
+    """Set the emotions scored for a user (`a,b,c`), or `--clear` them; prints the summary."""
+    labelset = labels_or_clear(labels, clear)
+    s = admin_personalizer(store, tenant, head).set_labels(user, labelset)
+    typer.echo(json.dumps(s.to_dict()))
 
 
 @users.command("forget")
@@ -85,12 +116,7 @@ def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False), user:
             overwrite: bool = typer.Option(False, "--overwrite"), tenant: str = tenant_opt,
             store: str = store_option(), head: str = head_opt) -> None:
     """Restore a profile written by `users export` (checked against the global head)."""
-    try:
-        data = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        from ..errors import InvalidStateError
-
-        raise InvalidStateError(f"{file} is not a JSON export: {exc}") from None
+    data = read_json_export(file)
     summary = admin_personalizer(store, tenant, head).import_user(data, user=user, overwrite=overwrite)
     typer.echo(json.dumps(summary.to_dict()))
 

@@ -1,271 +1,424 @@
-"""The math behind per-user personalization: a global head and small per-user statistics.
+"""The shared model of the Personalizer: a transfer LDA in a speaker-standardized space (format 2).
 
-``GlobalHead`` is the shared, read-only model: global emotion prototypes in a speaker-normalized
-embedding space, the global embedding mean/std (used for users without enrollment), and an
-optional linear layer for unenrolled predictions. ``UserState`` is what a profile store keeps per
-user: running mean/variance of the user's embeddings (speaker normalization) and, per emotion,
-the count and sum of the user's raw embeddings. Raw sums stay valid when the normalization
-statistics change later, because normalization is affine: ``mean(z) = (mean(x) - mu) / sd``.
+A frozen encoder's embedding of a clip mixes who speaks, how they were recorded and how they
+feel. Across corpora the first two move far more than the third, so a head trained on some
+corpora meets a new corpus close to chance. This head is built so that a deployment can remove
+the speaker and channel part with *statistics only* (no labels, no training at run time):
 
-Scoring for an enrolled user ``u`` (x: one embedding ``[D]``):
+1. **Speaker standardization.** Every training speaker is standardized with their own
+   emotion-balanced mean and standard deviation (a speaker acting fewer than two emotions gets the
+   pooled statistics of their corpus, as in ``adapt.normalization.standardize_by_speaker``). A
+   user is standardized the same way with the running moments of *their* clips, shrunk toward
+   the training speakers' average centre and within-speaker variance (``prior_mean``,
+   ``prior_var``) by pseudo-counts (``Shrinkage``): labelled or not, every clip of the user
+   sharpens it (``Personalizer.observe``).
+2. **PCA** to ``dim`` components of the standardized training embeddings (``projection``).
+3. **Shrinkage LDA.** Class means are averaged over corpora (each corpus weighs the same),
+   the within-class covariance is pooled and shrunk toward a scaled identity
+   (``lda_shrinkage``), and a clip ``h`` scores ``h·A·m_c - ½ m_c·A·m_c`` for class mean ``m_c``
+   and precision ``A``.
+4. **Per user / per tenant.** A user's class means (from their labelled clips, standardized with
+   their current statistics) are shrunk toward the global means with ``tau`` pseudo-clips; a
+   tenant's means (labelled clips of several speakers of a deployment) toward the global means
+   with ``tau_tenant``. Everything a user or tenant adds is a sum or a count, so concurrent updates
+   commute and the store never needs their clips.
 
-    z   = (x - mu_u) / sd_u                       # mu_u, sd_u shrunk toward the global stats
-    p_c = (n_c * (s_c / n_c - mu_u) / sd_u + w * g_c) / (n_c + w)   # personal prototype, shrunk
-    P(c | x) = softmax_c(cos(z, p_c) / T)
-
-where ``g_c`` is the global prototype (absent for a user's own new emotion: then ``w = 0``) and
-``w`` the prior weight in pseudo-clips, so a user's prototype moves from the global one to their
-own mean as their clip count grows. For an enrolled user the logits of ``linear_user`` (a logistic
-layer trained on speaker-normalized embeddings) are added to these prototype logits.
-
-The prototype shrinkage and the cosine logits are the ones of ``adapt.heads.PrototypeHead``
-(``shrink_prototypes``, ``cosine_logits``); the user's normalization is
-``adapt.normalization.shrink_to_global``. The per-user state (``adapt.personal.user_state``) is
-kept as *raw-space sufficient statistics* (counts, sums, running moments): those make concurrent
-updates commute in the store and stay valid when the user's normalization statistics change.
+Why LDA and not the logistic layer or the fused cosine prototypes of format 1
+(``adapt.personal.fused_head``): on leave-one-corpus-out over the six shipped corpora, with every
+setting chosen by leaving one *training* corpus out, shrinkage LDA on speaker-standardized
+features beat a logistic head, an MLP, domain-adversarial training, group DRO over corpora and
+cross-corpus mixup for unenrolled users, and closed-form class-mean shrinkage matched an L2-SP
+fine-tuned linear head per user at a fraction of the cost (BENCHMARKS.md, "Unseen corpora").
+scikit-learn's ``LinearDiscriminantAnalysis`` is not used because the per-user path needs the
+class means and the precision separately (a user's means replace the global ones at predict
+time), and because the class means here are corpus-balanced.
 
 Example:
     >>> import numpy as np
-    >>> X = np.random.default_rng(0).normal(size=(40, 8)).astype("float32")
-    >>> y = np.array(["angry", "sad"] * 20)
-    >>> head = GlobalHead.fit(X, y, speakers=np.array(["a"] * 20 + ["b"] * 20))
-    >>> st = UserState.empty(8).add(X[:4], y[:4])
-    >>> head.predict_proba_user(st, X[:2]).shape
-    (2, 2)
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(80, 8)).astype("float32")
+    >>> y = np.array(["angry", "sad"] * 40)
+    >>> head = GlobalHead.fit(X, y, speakers=np.repeat(["a", "b", "c", "d"], 20), dim=4)
+    >>> classes, P = head.predict_proba(X[:3])
+    >>> classes, P.shape
+    (('angry', 'sad'), (3, 2))
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InvalidStateError
-from ..heads.prototype import cosine_logits, shrink_prototypes
-from ..normalization import shrink_to_global
-from ..stats import RunningMoments, Standardizer, softmax
+from ..errors import InvalidStateError, UnknownLabelError
+from ..stats import STD_FLOOR, softmax
 from ..threads import single_blas_thread
 from .user_state import UserState
 
-__all__ = ["GlobalHead"]
+__all__ = ["GlobalHead", "Shrinkage", "FORMAT_VERSION", "load_head"]
+
+FORMAT_VERSION = 2
+_FORMAT = "ser-adapt.GlobalHead"
+
+
+@dataclass(frozen=True)
+class Shrinkage:
+    """Pseudo-counts that pull a user's (or tenant's) statistics toward their parent's.
+
+    ``mean_unlabelled`` / ``mean_labelled``: clips of the prior centre in the mean of a user with
+    no labelled clip / with some; ``var``: clips of the prior within-speaker variance in a user's
+    variance; ``tau``: clips of the global class mean in a user's class mean; ``tau_tenant``: clips
+    of the global class mean in a tenant's class mean; ``global_weight``: weight of the global
+    means' logits next to the tenant means' logits for a user without labels. The defaults were
+    chosen by leaving one *training* corpus out (BENCHMARKS.md, "Unseen corpora").
+    """
+
+    mean_unlabelled: float = 5.0
+    mean_labelled: float = 20.0
+    var: float = 20.0
+    tau: float = 4.0
+    tau_tenant: float = 16.0
+    global_weight: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name, v in asdict(self).items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"Shrinkage.{name} must be a finite number >= 0, got {v!r}")
+
+
+def _f32(a: Any) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
+
+
+def _balanced_moments(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Emotion-balanced mean and variance ``[D]`` of ``X`` (each emotion weighs the same)."""
+    classes, inv, counts = np.unique(y, return_inverse=True, return_counts=True)
+    w = 1.0 / (counts[inv] * len(classes))
+    mean = w @ X
+    var = w @ (X - mean) ** 2
+    return mean, var
 
 
 @dataclass(frozen=True)
 class GlobalHead:
-    """Shared model: ``classes`` [C], ``prototypes`` [C, d] (normalized space), ``mean``/``std`` [d].
+    """Format-2 global head (see the module docstring for the maths).
 
-    ``projection`` (optional ``(center [D], W [D, d])``) maps a backbone embedding ``[D]`` to the
-    head's space ``[d]`` first (standardize + PCA: smaller per-user state, faster scoring); every
-    other array lives in that space, and the scoring methods take projected features
-    (``project(X)``). ``linear`` (optional ``(W [C, d], b [C])``) scores users without enrollment;
-    otherwise the prototypes do. ``info`` records how the head was made (backbone, corpora, command).
+    Arrays: ``means`` [C, d] (corpus-balanced class means in head space), ``precision`` [d, d],
+    ``projection`` ``(center [D], W [D, d])`` (head space = ``(z - center) @ W`` for a
+    standardized embedding ``z``), ``prior_mean`` / ``prior_var`` [D] (average training-speaker
+    centre and within-speaker variance, in backbone space). ``info`` records how it was made.
     """
 
     classes: tuple[str, ...]
-    prototypes: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    temperature: float = 0.1
-    linear: tuple[np.ndarray, np.ndarray] | None = None
-    linear_user: tuple[np.ndarray, np.ndarray] | None = None
-    projection: tuple[np.ndarray, np.ndarray] | None = None
+    means: np.ndarray
+    precision: np.ndarray
+    projection: tuple[np.ndarray, np.ndarray]
+    prior_mean: np.ndarray
+    prior_var: np.ndarray
+    shrinkage: Shrinkage = field(default_factory=Shrinkage)
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        c, d = self.prototypes.shape
+        c, d = self.means.shape
         if len(self.classes) != c or len(set(self.classes)) != c:
-            raise ValueError(f"{c} prototypes but classes {self.classes!r} (must be {c} distinct names)")
-        if self.mean.shape != (d,) or self.std.shape != (d,):
-            raise ValueError(f"mean/std must have shape ({d},), got {self.mean.shape}/{self.std.shape}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        for name in ("linear", "linear_user"):
-            lin = getattr(self, name)
-            if lin is not None and (lin[0].shape != (c, d) or lin[1].shape != (c,)):
-                raise ValueError(f"{name} must be (W [{c}, {d}], b [{c}]), got {lin[0].shape}, {lin[1].shape}")
-        if self.projection is not None:
-            center, W = self.projection
-            if W.ndim != 2 or W.shape[1] != d or center.shape != (W.shape[0],):
-                raise ValueError(f"projection must be (center [D], W [D, {d}]), got {center.shape}, {W.shape}")
+            raise ValueError(f"{c} class means but classes {self.classes!r} (must be {c} distinct names)")
+        center, W = self.projection
+        if W.ndim != 2 or W.shape[1] != d or center.shape != (W.shape[0],):
+            raise ValueError(f"projection must be (center [D], W [D, {d}]), got {center.shape}, {W.shape}")
+        if self.precision.shape != (d, d):
+            raise ValueError(f"precision must be [{d}, {d}], got {self.precision.shape}")
+        D = W.shape[0]
+        if self.prior_mean.shape != (D,) or self.prior_var.shape != (D,) or not (self.prior_var > 0).all():
+            raise ValueError(f"prior_mean / prior_var must be [{D}] (variance > 0)")
+        for name in ("means", "precision", "prior_mean", "prior_var"):
+            if not np.isfinite(getattr(self, name)).all():
+                raise ValueError(f"{name} holds NaN or infinity")
 
     @property
     def input_dim(self) -> int:
-        """Dimension of the backbone embeddings the head accepts."""
-        return int(self.projection[1].shape[0]) if self.projection is not None else self.dim
-
-    @single_blas_thread
-    def project(self, X: np.ndarray) -> np.ndarray:
-        """Backbone embeddings ``[N, input_dim]`` -> head features ``[N, dim]`` (float32)."""
-        X = np.asarray(X, dtype=np.float32)
-        if self.projection is None:
-            return X
-        return (X - self.projection[0]) @ self.projection[1]
+        """Dimension ``D`` of the backbone embeddings the head accepts (and of user statistics)."""
+        return int(self.projection[1].shape[0])
 
     @property
     def dim(self) -> int:
-        return int(self.prototypes.shape[1])
+        """Dimension ``d`` of the head space."""
+        return int(self.means.shape[1])
 
+    @property
+    def state_dim(self) -> int:
+        """Dimension of the statistics a ``UserState`` for this head keeps (backbone space)."""
+        return self.input_dim
+
+    # -- training ----------------------------------------------------------------------------
     @classmethod
-    def fit(cls, X: np.ndarray, y: Sequence[str], *, speakers: Sequence[str], temperature: float = 0.1,
-            linear: bool = False, C: float = 1.0, dim: int | None = None, norm_prior: float = 4.0,
-            info: dict | None = None) -> "GlobalHead":
-        """Fit on embeddings ``X`` [N, D] with labels ``y`` [N] and ``speakers`` [N].
+    @single_blas_thread
+    def fit(cls, X: np.ndarray, y: Sequence[str], *, speakers: Sequence[str], corpora: Sequence[str] | None = None,
+            dim: int | None = 256, lda_shrinkage: float = 0.3, min_emotions: int = 2,
+            shrinkage: Shrinkage | None = None, info: dict | None = None) -> "GlobalHead":
+        """Fit on embeddings ``X`` [N, D], labels ``y`` [N], ``speakers`` [N], ``corpora`` [N].
 
-        ``dim``: keep this many principal components of the globally standardized embeddings
-        (None: no projection).
-
-        Each speaker's embeddings are standardized with that speaker's own statistics (what an
-        enrolled user gets), then class means give the prototypes; ``linear=True`` also fits a
-        logistic regression on globally standardized embeddings (what an unenrolled user gets).
+        ``corpora`` (default: one corpus) balances the class means over corpora and gives
+        speakers with fewer than ``min_emotions`` emotions their corpus's pooled statistics.
+        ``dim``: PCA components kept (``None`` or more than the data allow: as many as they
+        allow, ``min(N - 1, D)``). ``lda_shrinkage`` in [0, 1]: weight of the scaled identity in
+        the within-class covariance.
         """
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y).astype(str)
         spk = np.asarray(speakers).astype(str)
-        if X.ndim != 2 or len(X) != len(y) or len(y) != len(spk):
-            raise ValueError(f"X [N, D], y [N], speakers [N] expected, got {X.shape}, {y.shape}, {spk.shape}")
-        proj = None
-        if dim is not None:
-            if not 1 <= dim <= min(X.shape):
-                raise ValueError(f"dim must be in [1, {min(X.shape)}], got {dim}")
-            pre = Standardizer().fit(X)
-            c0, s0 = pre.mean_, pre.scale_
-            _, _, Vt = np.linalg.svd((X - c0) / s0, full_matrices=False)
-            W = (Vt[:dim].T / s0[:, None])
-            proj = (c0.astype(np.float32), W.astype(np.float32))
-            X = (X - c0) @ W
-        glob = Standardizer().fit(X)
-        mean, std = glob.mean_, glob.scale_
-        # each training speaker is normalized exactly as an enrolled user will be (same shrinkage)
+        grp = np.zeros(len(X), dtype=str) if corpora is None else np.asarray(corpora).astype(str)
+        if X.ndim != 2 or not len(X) == len(y) == len(spk) == len(grp):
+            raise ValueError(f"X [N, D], y [N], speakers [N], corpora [N] expected, got {X.shape}, {y.shape}, "
+                             f"{spk.shape}, {grp.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("X holds NaN or infinity")
+        if len(np.unique(y)) < 2:
+            raise ValueError("need at least two emotions to fit a head")
+        if not 0.0 <= lda_shrinkage <= 1.0:
+            raise ValueError(f"lda_shrinkage must be in [0, 1], got {lda_shrinkage}")
+        N, D = X.shape
+        # 1. per-speaker standardization (pooled corpus statistics for single-emotion speakers)
         Z = np.empty_like(X)
+        centres, variances = [], []
+        pooled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for s in np.unique(spk):
-            m = spk == s
-            mu, sd = shrink_to_global(RunningMoments.of(X[m]), mean, std, norm_prior)
-            Z[m] = (X[m] - mu) / sd
-        classes = tuple(str(c) for c in sorted(set(y)))
-        protos = np.stack([Z[y == c].mean(0) for c in classes])
-        lin = lin_user = None
-        if linear:
-            from sklearn.linear_model import LogisticRegression
+            rows = np.flatnonzero(spk == s)
+            if len(np.unique(y[rows])) >= min_emotions and len(rows) >= 2:
+                mu, var = _balanced_moments(X[rows], y[rows])
+                centres.append(mu), variances.append(var)
+            else:
+                g = grp[rows[0]]
+                if g not in pooled:
+                    in_g = grp == g
+                    pooled[g] = _balanced_moments(X[in_g], y[in_g])
+                mu, var = pooled[g]
+            Z[rows] = (X[rows] - mu) / np.maximum(np.sqrt(var), STD_FLOOR)
+        if centres:
+            prior_mean, prior_var = np.mean(centres, axis=0), np.mean(variances, axis=0)
+        else:
+            prior_mean, prior_var = _balanced_moments(X, y)
+        prior_var = np.maximum(prior_var, STD_FLOOR ** 2)
+        # 2. PCA of the standardized embeddings
+        center = Z.mean(axis=0)
+        k = min(dim or D, D, N - 1)
+        _, _, Vt = np.linalg.svd(Z - center, full_matrices=False)
+        W = Vt[:k].T
+        H = (Z - center) @ W
+        # 3. corpus-balanced class means, pooled within-class covariance, shrunk toward the identity
+        classes = tuple(sorted(set(y.tolist())))
+        means = np.zeros((len(classes), k))
+        resid = np.empty_like(H)
+        for i, c in enumerate(classes):
+            per_corpus = [H[(y == c) & (grp == g)].mean(axis=0) for g in np.unique(grp[y == c])]
+            means[i] = np.mean(per_corpus, axis=0)
+            resid[y == c] = H[y == c] - means[i]
+        S = resid.T @ resid / max(N - len(classes), 1)
+        S = (1.0 - lda_shrinkage) * S + lda_shrinkage * (np.trace(S) / k) * np.eye(k)
+        precision = np.linalg.inv(S)
+        precision = (precision + precision.T) / 2
+        meta = dict(info or {})
+        meta.setdefault("recipe", {"dim": int(k), "lda_shrinkage": float(lda_shrinkage),
+                                   "min_emotions": int(min_emotions), "speakers": int(len(np.unique(spk))),
+                                   "clips": int(N), "corpora": sorted(set(grp.tolist())) if corpora is not None else []})
+        return cls(classes=classes, means=_f32(means), precision=_f32(precision),
+                   projection=(_f32(center), _f32(W)), prior_mean=_f32(prior_mean), prior_var=_f32(prior_var),
+                   shrinkage=shrinkage or Shrinkage(), info=meta)
 
-            def fit_lr(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced").fit(F, y)
-                order = [list(lr.classes_).index(c) for c in classes]
-                return lr.coef_[order].astype(np.float32), lr.intercept_[order].astype(np.float32)
+    # -- the maths of one user ---------------------------------------------------------------
+    def normalizer(self, n: float, mean: np.ndarray | None, m2: np.ndarray | None, *, labelled: bool,
+                   prior: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A user's centre and scale ``[D]`` from their running moments (``n`` clips, ``mean``,
+        ``m2``), shrunk toward ``prior`` (``(mean, var)``; default the training speakers')."""
+        pm, pv = prior if prior is not None else (self.prior_mean, self.prior_var)
+        pm, pv = np.asarray(pm, np.float64), np.asarray(pv, np.float64)
+        sh = self.shrinkage
+        km = sh.mean_labelled if labelled else sh.mean_unlabelled
+        if n <= 0 or mean is None:
+            return _f32(pm), _f32(np.sqrt(pv))
+        mu = (n * np.asarray(mean, np.float64) + km * pm) / (n + km)
+        var = (np.asarray(m2, np.float64) + sh.var * pv) / (n + sh.var)
+        return _f32(mu), _f32(np.maximum(np.sqrt(var), STD_FLOOR))
 
-            lin, lin_user = fit_lr((X - mean) / std), fit_lr(Z)
-        return cls(classes=classes, prototypes=protos.astype(np.float32), mean=mean.astype(np.float32),
-                   std=std.astype(np.float32), temperature=float(temperature), linear=lin, linear_user=lin_user,
-                   projection=proj, info=dict(info or {}))
+    def to_head_space(self, X: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        """Backbone embeddings ``[N, D]`` standardized with ``(mu, sd)`` -> head space ``[N, d]``."""
+        center, W = self.projection
+        return ((np.asarray(X, np.float32) - mu) / sd - center) @ W
 
-    # -- scoring -----------------------------------------------------------------------------
+    def logits(self, H: np.ndarray, means: np.ndarray) -> np.ndarray:
+        """LDA scores ``[N, C]`` of head-space rows ``H`` against class means ``[C, d]``."""
+        AM = means @ self.precision            # [C, d] (A is symmetric)
+        return H @ AM.T - 0.5 * np.einsum("cd,cd->c", AM, means)
+
+    def speaker_head_sums(self, X: np.ndarray, labels: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray,
+                                                                             tuple[np.ndarray, np.ndarray] | None]:
+        """One speaker's labelled clips as tenant increments: ``(labels, counts [C], head-space
+        sums [C, d], (centre, var) or None)``. The speaker is standardized with their own clips
+        (shrunk toward the training speakers' prior as a labelled user is); their centre and
+        variance count toward the tenant's prior when they act at least two emotions."""
+        X = np.asarray(X, np.float64)
+        y = np.asarray(labels).astype(str)
+        st = UserState.empty(self.input_dim).add(X, y.tolist())
+        mu, sd = self.normalizer(st.n, st.mean, st.m2, labelled=True)
+        H = self.to_head_space(X, mu, sd).astype(np.float64)
+        labs = tuple(sorted(set(y.tolist())))
+        counts = np.array([(y == c).sum() for c in labs], np.float64)
+        sums = np.stack([H[y == c].sum(axis=0) for c in labs])
+        spk_prior = _balanced_moments(X, y) if len(labs) >= 2 and len(X) >= 2 else None
+        return labs, counts, sums, spk_prior
+
+    # -- prediction --------------------------------------------------------------------------
+    def available_classes(self, state: UserState | None = None, tenant: Any = None) -> tuple[str, ...]:
+        """Global classes, then the tenant's own, then the user's own."""
+        out = list(self.classes)
+        for extra in ((tenant.labels if tenant is not None else ()), (state.labels if state is not None else ())):
+            out += [c for c in extra if c not in out]
+        return tuple(out)
+
     @single_blas_thread
-    def predict_proba_global(self, X: np.ndarray) -> np.ndarray:
-        """``[N, C]`` probabilities over ``classes`` for a user without enrollment."""
-        Z = (np.asarray(X, dtype=np.float32) - self.mean) / self.std
-        if self.linear is not None:
-            return softmax(Z @ self.linear[0].T + self.linear[1])
-        return softmax(cosine_logits(Z, self.prototypes, self.temperature))
+    def predict_proba(self, X: np.ndarray, state: UserState | None = None, tenant: Any = None,
+                      labels: Sequence[str] | None = None) -> tuple[tuple[str, ...], np.ndarray]:
+        """``(classes, P [N, len(classes)])`` for backbone embeddings ``X`` [N, D].
 
-    def user_classes(self, state: "UserState") -> tuple[str, ...]:
-        """Global classes followed by the user's own emotions."""
-        return self.classes + tuple(c for c in state.labels if c not in self.classes)
-
-    @single_blas_thread
-    def predict_proba_user(self, state: "UserState", X: np.ndarray, *, prior_weight: float = 2.0,
-                           norm_prior: float = 4.0, fuse_linear: bool = True) -> np.ndarray:
-        """``[N, C_u]`` probabilities over ``user_classes(state)`` for an enrolled user.
-
-        With ``fuse_linear`` and a ``linear_user`` layer, its logits on the user-normalized
-        features are added to the prototype logits (a product of the two experts); a user's own
-        emotions get the mean linear logit, so the prototypes alone decide about them."""
-        mu, sd = state.normalizer(self.mean, self.std, norm_prior)
-        Z = (np.asarray(X, dtype=np.float32) - mu) / sd
-        classes = self.user_classes(state)
-        index = {c: i for i, c in enumerate(state.labels)}
-        sums = np.zeros((len(classes), self.dim))
-        counts = np.zeros(len(classes))
-        prior = np.full((len(classes), self.dim), np.nan)
-        prior[:len(self.classes)] = self.prototypes
-        for k, c in enumerate(classes):
-            i = index.get(c)
-            if i is not None and state.counts[i] > 0:
-                counts[k] = state.counts[i]
-                # the user's mean in the user's normalized space, times n: a normalized "sum"
-                sums[k] = (state.sums[i] / state.counts[i] - mu) / sd * state.counts[i]
-        # a global class the user has not enrolled keeps the global prototype (n = 0: the prior
-        # alone); a user's own emotion has no prior (its row of ``prior`` is NaN)
-        protos = shrink_prototypes(sums, counts, prior, prior_weight)
-        logits = cosine_logits(Z, protos, self.temperature)
-        if fuse_linear and self.linear_user is not None:
-            lin = Z @ self.linear_user[0].T + self.linear_user[1]
-            extra = len(classes) - len(self.classes)
-            if extra:
-                lin = np.concatenate([lin, np.repeat(lin.mean(1, keepdims=True), extra, axis=1)], axis=1)
-            logits = logits + lin
-        return softmax(logits)
+        ``state``: the user's statistics (None: a user never seen); ``tenant``: a
+        ``TenantState`` (None: none); ``labels``: the classes to score (default: every
+        available one); one that is not available raises ``UnknownLabelError``.
+        """
+        available = self.available_classes(state, tenant)
+        classes = available if labels is None else tuple(labels)
+        missing = [c for c in classes if c not in available]
+        if missing:
+            raise UnknownLabelError(f"unknown emotion(s) {missing}: this user can be scored on {list(available)}")
+        if not classes:
+            raise UnknownLabelError("the label set is empty")
+        g_index = {c: i for i, c in enumerate(self.classes)}
+        t_index = {c: i for i, c in enumerate(tenant.labels)} if tenant is not None else {}
+        u_index = {c: i for i, c in enumerate(state.labels)} if state is not None else {}
+        labelled = state is not None and float(np.sum(state.counts)) > 0
+        prior = tenant.prior() if tenant is not None else None
+        if state is None:
+            mu, sd = self.normalizer(0, None, None, labelled=False, prior=prior)
+        else:
+            mu, sd = self.normalizer(state.n, state.mean, state.m2, labelled=labelled, prior=prior)
+        H = self.to_head_space(X, mu, sd)
+        sh = self.shrinkage
+        tenant_means = {}
+        for c, i in t_index.items():       # a tenant's class means, shrunk toward the global ones
+            n_t, s_t = float(tenant.counts[i]), tenant.head_sums[i].astype(np.float32)
+            if c in g_index:
+                tenant_means[c] = (s_t + sh.tau_tenant * self.means[g_index[c]]) / (n_t + sh.tau_tenant)
+            elif n_t > 0:
+                tenant_means[c] = s_t / n_t
+        if labelled:
+            # a user with labels: their class means shrunk toward the global means (the tenant's
+            # for a class the global head lacks); the tenant only supplied the normalization prior
+            C_mu = np.zeros((len(classes), self.dim), np.float32)
+            rows = [u_index.get(c) for c in classes]
+            own = [k for k, i in enumerate(rows) if i is not None and state.counts[i] > 0]
+            if own:   # the user's class means in head space, standardized with their current statistics
+                idx = [rows[k] for k in own]
+                n_own = state.counts[idx].astype(np.float32)
+                M = self.to_head_space(state.sums[idx] / n_own[:, None], mu, sd)
+            for k, c in enumerate(classes):
+                parent = self.means[g_index[c]] if c in g_index else tenant_means.get(c)
+                if k in own:
+                    j = own.index(k)
+                    n_c, m_c = float(n_own[j]), M[j]
+                    C_mu[k] = m_c if parent is None else (n_c * m_c + sh.tau * parent) / (n_c + sh.tau)
+                else:
+                    C_mu[k] = parent
+            logits = self.logits(H, C_mu)
+        elif tenant_means:
+            # no labels of the user: the tenant's means and the global means vote (global x global_weight)
+            L = np.zeros((len(H), len(classes)))
+            for k, c in enumerate(classes):
+                parts = []
+                if c in tenant_means:
+                    parts.append((1.0, tenant_means[c]))
+                if c in g_index:
+                    parts.append((sh.global_weight, self.means[g_index[c]]))
+                w = np.array([p[0] for p in parts])
+                Ls = self.logits(H, np.stack([p[1] for p in parts]))
+                L[:, k] = Ls @ w / w.sum() * (1.0 + sh.global_weight)
+            logits = L
+        else:
+            logits = self.logits(H, np.stack([self.means[g_index[c]] for c in classes]))
+        return classes, softmax(logits, axis=1).astype(np.float32)
 
     # -- persistence -------------------------------------------------------------------------
+    _ARRAYS = ("means", "precision", "prior_mean", "prior_var")
+
     def get_state(self) -> dict[str, Any]:
-        """JSON-serializable state (lists/floats/str); ``GlobalHead.from_state`` restores it."""
-        d = {"format": "ser-adapt.GlobalHead", "version": 1, "classes": list(self.classes),
-             "prototypes": self.prototypes.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist(),
-             "temperature": self.temperature, "info": self.info}
-        for name in ("linear", "linear_user"):
-            lin = getattr(self, name)
-            if lin is not None:
-                d[name] = {"W": lin[0].tolist(), "b": lin[1].tolist()}
-        if self.projection is not None:
-            d["projection"] = {"center": self.projection[0].tolist(), "W": self.projection[1].tolist()}
-        return d
+        """JSON-serializable state; ``GlobalHead.from_state`` restores it."""
+        return {"format": _FORMAT, "version": FORMAT_VERSION, "classes": list(self.classes),
+                **{k: getattr(self, k).tolist() for k in self._ARRAYS},
+                "projection": {"center": self.projection[0].tolist(), "W": self.projection[1].tolist()},
+                "shrinkage": asdict(self.shrinkage), "info": self.info}
 
     @classmethod
-    def from_state(cls, d: dict[str, Any]) -> "GlobalHead":
-        if not isinstance(d, dict) or d.get("format") != "ser-adapt.GlobalHead":
-            raise InvalidStateError("not a ser-adapt GlobalHead state (missing format 'ser-adapt.GlobalHead')")
-        f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
-        lin = (f32(d["linear"]["W"]), f32(d["linear"]["b"])) if d.get("linear") else None
-        lin_user = (f32(d["linear_user"]["W"]), f32(d["linear_user"]["b"])) if d.get("linear_user") else None
-        proj = (f32(d["projection"]["center"]), f32(d["projection"]["W"])) if d.get("projection") else None
-        return cls(classes=tuple(str(c) for c in d["classes"]), prototypes=f32(d["prototypes"]), mean=f32(d["mean"]),
-                   std=f32(d["std"]), temperature=float(d["temperature"]), linear=lin, linear_user=lin_user, projection=proj,
-                   info=d.get("info", {}))
+    def from_state(cls, d: Mapping[str, Any]) -> "GlobalHead":
+        if not isinstance(d, Mapping) or d.get("format") != _FORMAT:
+            raise InvalidStateError(f"not a ser-adapt head state (missing format {_FORMAT!r})")
+        if d.get("version") != FORMAT_VERSION:
+            raise InvalidStateError(f"head format version {d.get('version')!r} is not {FORMAT_VERSION}: "
+                                    f"use adapt.personal.load_head")
+        try:
+            return cls(classes=tuple(str(c) for c in d["classes"]),
+                       **{k: _f32(d[k]) for k in cls._ARRAYS},
+                       projection=(_f32(d["projection"]["center"]), _f32(d["projection"]["W"])),
+                       shrinkage=Shrinkage(**d.get("shrinkage", {})), info=dict(d.get("info", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidStateError(f"malformed head state: {exc}") from None
 
     def save(self, path) -> None:
-        """Write the head: ``.npz`` (compact float32 arrays + JSON metadata) or JSON otherwise."""
+        """Write the head: ``.npz`` (float32 arrays, the large projection as float16) or JSON."""
         if str(path).endswith(".npz"):
-            state = self.get_state()
-            arrays = {"prototypes": self.prototypes, "mean": self.mean, "std": self.std}
-            if self.linear is not None:
-                arrays.update(linear_W=self.linear[0], linear_b=self.linear[1])
-            if self.linear_user is not None:
-                arrays.update(linear_user_W=self.linear_user[0], linear_user_b=self.linear_user[1])
-            if self.projection is not None:
-                arrays.update(projection_center=self.projection[0], projection_W=self.projection[1])
-            meta = {k: v for k, v in state.items() if k not in ("prototypes", "mean", "std", "linear", "linear_user", "projection")}
+            meta = {k: v for k, v in self.get_state().items() if k not in self._ARRAYS + ("projection",)}
+            arrays = {k: getattr(self, k) for k in self._ARRAYS}
+            arrays["projection_center"] = self.projection[0]
             # the [D, d] projection dominates the file; float16 halves it (relative error ~5e-4)
-            packed = {k: np.asarray(v, np.float16 if k == "projection_W" else np.float32) for k, v in arrays.items()}
+            arrays["projection_W"] = self.projection[1].astype(np.float16)
             with open(path, "wb") as fh:
-                np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **packed)
+                np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
             return
         with open(path, "w") as fh:
             json.dump(self.get_state(), fh, separators=(",", ":"))
 
     @classmethod
     def load(cls, path) -> "GlobalHead":
-        """Read a head written by ``save`` (``.npz`` or JSON)."""
+        """Read a format-2 head written by ``save``; ``load_head`` also reads format 1."""
+        head = load_head(path)
+        if not isinstance(head, cls):
+            raise InvalidStateError(f"{path} holds a format-1 head ({type(head).__name__}); "
+                                    f"retrain it with `ser-adapt train-head` for the Personalizer")
+        return head
+
+
+def _read_state(path) -> dict[str, Any]:
+    try:
         if str(path).endswith(".npz"):
             with np.load(path, allow_pickle=False) as z:
                 d = json.loads(str(z["meta"]))
-                d.update(prototypes=z["prototypes"], mean=z["mean"], std=z["std"])
-                if "linear_W" in z:
-                    d["linear"] = {"W": z["linear_W"], "b": z["linear_b"]}
-                if "linear_user_W" in z:
-                    d["linear_user"] = {"W": z["linear_user_W"], "b": z["linear_user_b"]}
-                if "projection_W" in z:
-                    d["projection"] = {"center": z["projection_center"], "W": z["projection_W"].astype(np.float32)}
-            return cls.from_state(d)
+                for k in z.files:
+                    if k != "meta":
+                        d[k] = z[k].astype(np.float32)
+            return d
         with open(path) as fh:
-            return cls.from_state(json.load(fh))
+            return json.load(fh)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InvalidStateError(f"cannot read a head from {path}: {exc}") from None
 
 
+def load_head(path):
+    """The head stored at ``path`` (``.npz`` or JSON): a ``GlobalHead`` (format 2) or a
+    first-release ``FusedPrototypeHead`` (format 1)."""
+    d = _read_state(path)
+    if not isinstance(d, dict) or d.get("format") != _FORMAT:
+        raise InvalidStateError(f"{path} is not a ser-adapt head (missing format {_FORMAT!r})")
+    if d.get("version", 1) == 1:
+        from .fused_head import FusedPrototypeHead
+
+        return FusedPrototypeHead.load(path)
+    if "projection_W" in d:
+        d["projection"] = {"center": d.pop("projection_center"), "W": d.pop("projection_W")}
+    return GlobalHead.from_state(d)

@@ -1,16 +1,23 @@
 """Per-user personalization: enroll a user with a few labelled clips, predict, correct, forget.
 
 A ``Personalizer`` composes a frozen backbone (audio -> embedding ``[D]``), a shared
-``GlobalHead`` and a ``ProfileStore`` holding per-user statistics (``adapt.personal.user_state``):
-speaker-normalization statistics and, per emotion, clip counts and embedding sums. Audio is never
-stored. Per-user writes are atomic read-modify-write transactions in the store, so concurrent
-updates of one user are never lost, and they never touch the global head or other users.
-Users without a profile get the global prediction.
+``GlobalHead`` (``adapt.personal.global_head``, format 2) and a ``ProfileStore`` holding, per
+user, statistics only (``adapt.personal.user_state``: running moments of every clip, per emotion
+a clip count and an embedding sum, an optional label set) and, per tenant, a deployment layer
+(``adapt.personal.tenant_state``). Audio is never stored. Every write is an atomic
+read-modify-write transaction in the store, so concurrent updates are never lost, and they never
+touch the global head or other users.
+
+Three levels, each shrunk toward its parent by counts: global -> tenant (``enroll_tenant``:
+labelled clips of several speakers of a deployment) -> user (``enroll``/``update`` with labels,
+``observe`` without). A user never seen gets the tenant's (or global) prediction; the label set
+that is scored comes from the call, else the user, else the tenant, else the config.
 
 Example:
     >>> p = Personalizer.default(store="profiles.db")          # doctest: +SKIP
     >>> p.enroll("alice", ["a_ang.wav", "a_sad.wav"], ["angry", "sad"])   # doctest: +SKIP
-    >>> r = p.predict("alice", "new.wav")                       # doctest: +SKIP
+    >>> p.observe("alice", ["unlabelled1.wav", "unlabelled2.wav"])  # doctest: +SKIP
+    >>> r = p.predict("alice", "new.wav", labels=["angry", "sad", "neutral"])  # doctest: +SKIP
     >>> r.label, r.confidence, r.uncertain                      # doctest: +SKIP
     ('angry', 0.71, False)
 """
@@ -27,14 +34,16 @@ import numpy as np
 
 from ..audio import Waveform, load_audio
 from ..errors import (AudioError, EmbeddingShapeError, InvalidStateError, LabelExistsError, LengthMismatchError,
-                      ProfileExistsError,
-                      TooFewClipsError, TooManyEmotionsError, UnknownLabelError, UnknownUserError)
+                      ProfileExistsError, TooFewClipsError, TooManyEmotionsError, UnknownLabelError, UnknownTenantError,
+                      UnknownUserError)
 from ..labels import check_label
 from ..store import ProfileStore, check_tenant, check_user, open_store
-from .global_head import GlobalHead
+from .global_head import GlobalHead, load_head
+from .tenant_state import TenantState
 from .user_state import UserState
 
-__all__ = ["Personalizer", "PersonalizerConfig", "Prediction", "UserSummary", "default_head_path", "default_store_path"]
+__all__ = ["Personalizer", "PersonalizerConfig", "Prediction", "UserSummary", "TenantSummary", "default_head_path",
+           "default_store_path"]
 
 DEFAULT_HEAD = "global_head.npz"
 
@@ -59,22 +68,23 @@ class PersonalizerConfig:
 
     tenant: namespace in the store. uncertain_below: a prediction whose confidence (top
     probability) is below this is flagged ``uncertain``. min_enroll_clips / min_new_emotion_clips:
-    fewer clips raise ``TooFewClipsError``. prior_weight: pseudo-clips of the global prototype in a
-    user's prototype. norm_prior: pseudo-clips of the global statistics in a user's normalization.
-    min_clip_s / max_clip_s: accepted clip durations. max_user_emotions: cap on a user's own classes.
-    fuse_linear: add the global head's speaker-normalized linear logits to the prototype logits.
+    fewer clips raise ``TooFewClipsError``. min_clip_s / max_clip_s: accepted clip durations.
+    max_user_emotions: cap on a user's own classes. labels: the application's default label set
+    (None: every emotion the head, tenant and user know). adapt_on_predict: fold every predicted
+    clip into the user's normalization statistics (as ``observe`` does), creating the profile
+    of a user never seen. The per-user shrinkage lives in the head (``GlobalHead.shrinkage``):
+    it was chosen with the head.
     """
 
     tenant: str = "default"
     uncertain_below: float = 0.4
     min_enroll_clips: int = 1
     min_new_emotion_clips: int = 2
-    prior_weight: float = 2.0
-    norm_prior: float = 4.0
     min_clip_s: float = 0.25
     max_clip_s: float = 30.0
     max_user_emotions: int = 16
-    fuse_linear: bool = True
+    labels: Optional[tuple[str, ...]] = None
+    adapt_on_predict: bool = False
 
     def __post_init__(self) -> None:
         check_tenant(self.tenant)
@@ -84,11 +94,12 @@ class PersonalizerConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("prior_weight", "norm_prior"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 < self.min_clip_s < self.max_clip_s:
             raise ValueError(f"need 0 < min_clip_s < max_clip_s, got {self.min_clip_s}, {self.max_clip_s}")
+        if self.labels is not None:
+            object.__setattr__(self, "labels", _labelset(self.labels))
+        if not isinstance(self.adapt_on_predict, bool):
+            raise ValueError(f"adapt_on_predict must be a bool, got {self.adapt_on_predict!r}")
 
 
 @dataclass(frozen=True)
@@ -109,17 +120,39 @@ class Prediction:
 
 @dataclass(frozen=True)
 class UserSummary:
-    """What a user's profile holds: clips per emotion, own emotions, revision (writes so far)."""
+    """What a user's profile holds: labelled clips per emotion, own emotions, ``clips`` (all clips,
+    labelled or observed), ``unlabelled`` (observed without a label), ``labels`` (the user's label
+    set, None: the tenant's default), revision (writes so far)."""
 
     user: str
     counts: dict[str, int]
     custom_emotions: tuple[str, ...]
     clips: int
     revision: int
+    unlabelled: int = 0
+    labels: Optional[tuple[str, ...]] = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["custom_emotions"] = list(self.custom_emotions)
+        d["labels"] = None if self.labels is None else list(self.labels)
+        return d
+
+
+@dataclass(frozen=True)
+class TenantSummary:
+    """What a tenant's profile holds: labelled clips per emotion, ``speakers`` that gave it a
+    normalization prior, ``labels`` (the tenant's default label set), revision."""
+
+    tenant: str
+    counts: dict[str, int]
+    speakers: int
+    labels: Optional[tuple[str, ...]]
+    revision: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["labels"] = None if self.labels is None else list(self.labels)
         return d
 
 
@@ -150,6 +183,16 @@ def _as_embedder(backbone: Any) -> Embedder | None:
 _canon = check_label
 
 
+def _labelset(labels: Any) -> tuple[str, ...]:
+    """A validated label set: a non-empty sequence of distinct labels (harmonized, order kept)."""
+    if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+        raise UnknownLabelError(f"a label set must be a list of emotion labels, got {labels!r}")
+    out = tuple(dict.fromkeys(_canon(lab) for lab in labels))
+    if not out:
+        raise UnknownLabelError("a label set must name at least one emotion")
+    return out
+
+
 def _label_or_none(label: str) -> str | None:
     try:
         return check_label(label)
@@ -158,12 +201,12 @@ def _label_or_none(label: str) -> str | None:
 
 
 class Personalizer:
-    """Backbone + global head + per-user profiles in a store.
+    """Backbone + global head + per-tenant and per-user profiles in a store.
 
     Arguments:
         backbone: an ``adapt`` Backbone (``adapt.get_backbone()``) or any callable mapping a list
             of ``Waveform`` to embeddings ``[N, D]``.
-        head: the shared ``GlobalHead`` (or a path to its JSON file); never modified.
+        head: the shared ``GlobalHead`` (or the path of one, ``.npz`` or JSON); never modified.
         store: a ``ProfileStore`` or a URL/path for ``open_store``.
         config: ``PersonalizerConfig``.
     """
@@ -172,9 +215,15 @@ class Personalizer:
                  *, config: PersonalizerConfig | None = None):
         self.backbone = backbone
         self._embedder = _as_embedder(backbone)
-        self.head = head if isinstance(head, GlobalHead) else GlobalHead.load(head)
+        head = head if not isinstance(head, (str, os.PathLike)) else load_head(head)
+        if not isinstance(head, GlobalHead):
+            raise InvalidStateError(f"the Personalizer needs a format-2 GlobalHead, got {type(head).__name__} "
+                                    f"(a first-release head: retrain it with `ser-adapt train-head`)")
+        self.head = head
         self.store = open_store(store)
         self.config = config or PersonalizerConfig()
+        if self.config.labels is not None:
+            self._check_available(self.config.labels, self.head.classes, "config.labels")
 
     @classmethod
     def default(cls, store: ProfileStore | str | os.PathLike | None = None, *, backbone: Any = None,
@@ -237,51 +286,77 @@ class Personalizer:
     # -- state --------------------------------------------------------------------------------
     def _state(self, user: str) -> Optional[UserState]:
         blob = self.store.get(self.config.tenant, check_user(user))
-        return None if blob is None else UserState.from_bytes(blob)
+        return None if blob is None else self._decode_user(user, blob)
+
+    def _decode_user(self, user: str, blob: bytes) -> UserState:
+        st = UserState.from_bytes(blob)
+        if st.dim != self.head.state_dim:
+            raise InvalidStateError(f"the profile of user {user!r} holds {st.dim}-dimensional statistics but this "
+                                    f"head keeps {self.head.state_dim}: it was made with another head; forget "
+                                    f"and re-enroll the user")
+        return st
+
+    def _tenant_state(self) -> Optional[TenantState]:
+        blob = self.store.get_tenant(self.config.tenant)
+        return None if blob is None else self._decode_tenant(blob)
+
+    def _decode_tenant(self, blob: bytes) -> TenantState:
+        t = TenantState.from_bytes(blob)
+        if (t.dim, t.hdim) != (self.head.state_dim, self.head.dim):
+            raise InvalidStateError(f"the profile of tenant {self.config.tenant!r} was made with another head "
+                                    f"(dimensions {t.dim}/{t.hdim}, this head {self.head.state_dim}/{self.head.dim})")
+        return t
 
     def _check_X(self, X: np.ndarray, n_labels: int | None = None) -> np.ndarray:
-        """Validated backbone embeddings ``[N, input_dim]`` -> head features ``[N, dim]``."""
+        """Validated backbone embeddings ``[N, input_dim]`` (float32)."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 1:
             X = X[None]
         if X.ndim != 2 or X.shape[1] != self.head.input_dim:
             raise EmbeddingShapeError(f"embeddings must be [N, {self.head.input_dim}], got shape {X.shape}")
+        if len(X) == 0:
+            raise TooFewClipsError("no clips given")
         if not np.isfinite(X).all():
             raise EmbeddingShapeError("embeddings contain NaN or infinity")
         if n_labels is not None and len(X) != n_labels:
             raise LengthMismatchError(f"{len(X)} clips but {n_labels} labels")
-        return self.head.project(X)
+        return X
+
+    def _known(self, st: Optional[UserState], tenant: Optional[TenantState]) -> set[str]:
+        """Emotions a user of this tenant may be enrolled with (global, tenant's own, user's own)."""
+        return set(self.head.available_classes(st, tenant))
 
     def _write(self, user: str, X: np.ndarray, labels: list[str], *, create: bool, custom: Sequence[str] = (),
                new_label: str | None = None) -> UserSummary:
         """Fold ``X``/``labels`` into the user's state inside one store transaction."""
         out: list[UserState] = []
-        known_global = set(self.head.classes)
+        tenant = self._tenant_state()
 
         def fn(old: Optional[bytes]) -> bytes:
             if old is None and not create:
                 raise UnknownUserError(f"no profile for user {user!r}: enroll the user first")
-            st = UserState.from_bytes(old) if old is not None else UserState.empty(self.head.dim)
+            st = self._decode_user(user, old) if old is not None else UserState.empty(self.head.state_dim)
+            known = self._known(st, tenant)
             if new_label is not None:
-                if new_label in known_global or new_label in st.labels:
+                if new_label in known:
                     raise LabelExistsError(f"user {user!r} already has the emotion {new_label!r}; "
                                            f"use update()/enroll() to add clips to it")
                 if len(st.custom) >= self.config.max_user_emotions:
                     raise TooManyEmotionsError(f"user {user!r} already has {len(st.custom)} own emotions "
-                                     f"(max_user_emotions={self.config.max_user_emotions})")
+                                               f"(max_user_emotions={self.config.max_user_emotions})")
             else:
-                unknown = sorted(set(labels) - known_global - set(st.custom))
+                unknown = sorted(set(labels) - known)
                 if unknown:
                     raise UnknownLabelError(f"unknown emotion(s) {unknown} for user {user!r}; known: "
-                                            f"{sorted(known_global | set(st.custom))} (add_emotion() creates a new one)")
-            st = st.add(X, labels, custom=custom)
+                                            f"{sorted(known)} (add_emotion() creates a new one)")
+            st = st.add(X, labels, custom=custom) if labels else st.observe(X)
             out.append(st)
             return st.to_bytes()
 
         rev = self.store.modify(self.config.tenant, check_user(user), fn)
         return self._summary(user, out[-1], rev)
 
-    # -- public API ---------------------------------------------------------------------------
+    # -- public API: users --------------------------------------------------------------------
     def enroll(self, user: str, clips: Sequence[Any], labels: Sequence[str], *, sr: int | None = None) -> UserSummary:
         """Add labelled clips to a user's profile (created if new); labels must be known emotions."""
         labels = self._labels(labels, len(clips) if hasattr(clips, "__len__") else None)
@@ -293,6 +368,16 @@ class Personalizer:
         if len(labels) < self.config.min_enroll_clips:
             raise TooFewClipsError(f"enroll needs at least {self.config.min_enroll_clips} clip(s), got {len(labels)}")
         return self._write(user, self._check_X(X, len(labels)), labels, create=True)
+
+    def observe(self, user: str, clips: Sequence[Any], *, sr: int | None = None) -> UserSummary:
+        """Fold clips of *unknown* emotion into the user's normalization statistics (the profile
+        is created if new). No label, no class mean changes: the user's frame of reference
+        (voice, microphone, language) is learnt from ordinary use."""
+        return self.observe_embeddings(user, self.embed(clips, sr))
+
+    def observe_embeddings(self, user: str, X: np.ndarray) -> UserSummary:
+        """``observe`` from precomputed embeddings ``X`` [N, D]."""
+        return self._write(user, self._check_X(X), [], create=True)
 
     def update(self, user: str, clip: Any, label: str, *, sr: int | None = None) -> UserSummary:
         """A correction: ``clip`` is ``label`` for this (already enrolled) user."""
@@ -318,29 +403,54 @@ class Personalizer:
             raise TooFewClipsError(f"a new emotion needs at least {self.config.min_new_emotion_clips} clips, got {len(X)}")
         return self._write(user, X, [name] * len(X), create=True, custom=[name], new_label=name)
 
-    def predict(self, user: str, clip: Any, *, sr: int | None = None) -> Prediction:
-        """The emotion of one clip for ``user`` (global prediction if the user has no profile)."""
-        return self.predict_embeddings(user, self.embed([clip], sr))[0]
+    def set_labels(self, user: str, labels: Optional[Sequence[str]]) -> UserSummary:
+        """The emotions scored for ``user`` from now on (None: back to the tenant's default).
+        Every label must be one the user can be scored on (``UnknownLabelError`` otherwise)."""
+        ls = None if labels is None else _labelset(labels)
+        out: list[UserState] = []
+        tenant = self._tenant_state()
 
-    def predict_batch(self, user: str, clips: Sequence[Any], *, sr: int | None = None) -> list[Prediction]:
+        def fn(old: Optional[bytes]) -> bytes:
+            if old is None:
+                raise UnknownUserError(f"no profile for user {user!r}")
+            st = self._decode_user(user, old)
+            if ls is not None:
+                self._check_available(ls, self.head.available_classes(st, tenant), f"user {user!r}")
+            st = st.with_labelset(ls)
+            out.append(st)
+            return st.to_bytes()
+
+        rev = self.store.modify(self.config.tenant, check_user(user), fn)
+        return self._summary(user, out[-1], rev)
+
+    def predict(self, user: str, clip: Any, *, labels: Optional[Sequence[str]] = None, sr: int | None = None) -> Prediction:
+        """The emotion of one clip for ``user`` (the tenant's or global prediction if the user has
+        no profile); ``labels``: score only these emotions (this call's label set)."""
+        return self.predict_embeddings(user, self.embed([clip], sr), labels=labels)[0]
+
+    def predict_batch(self, user: str, clips: Sequence[Any], *, labels: Optional[Sequence[str]] = None,
+                      sr: int | None = None) -> list[Prediction]:
         """``predict`` for several clips of one user: one embedding batch, one store lookup."""
-        return self.predict_embeddings(user, self.embed(clips, sr))
+        return self.predict_embeddings(user, self.embed(clips, sr), labels=labels)
 
-    def predict_embeddings(self, user: str, X: np.ndarray) -> list[Prediction]:
+    def predict_embeddings(self, user: str, X: np.ndarray, *, labels: Optional[Sequence[str]] = None) -> list[Prediction]:
+        """``predict`` from precomputed embeddings ``X`` [N, D]."""
         X = self._check_X(X)
+        call_labels = None if labels is None else _labelset(labels)
         st = self._state(user)
-        if st is None:
-            P, classes, personal = self.head.predict_proba_global(X), self.head.classes, False
-        else:
-            P = self.head.predict_proba_user(st, X, prior_weight=self.config.prior_weight,
-                                             norm_prior=self.config.norm_prior, fuse_linear=self.config.fuse_linear)
-            classes, personal = self.head.user_classes(st), True
+        tenant = self._tenant_state()
+        chosen = (call_labels or (st.labelset if st is not None else None)
+                  or (tenant.labelset if tenant is not None else None) or self.config.labels)
+        classes, P = self.head.predict_proba(X, st, tenant, chosen)
+        personal = st is not None
         out = []
         for row in P:
             k = int(np.argmax(row))
             conf = float(row[k])
             out.append(Prediction(label=classes[k], probabilities={c: float(p) for c, p in zip(classes, row)},
                                   confidence=conf, uncertain=conf < self.config.uncertain_below, personalized=personal))
+        if self.config.adapt_on_predict:
+            self._write(user, X, [], create=True)
         return out
 
     def forget(self, user: str, *, missing_ok: bool = False) -> bool:
@@ -381,12 +491,16 @@ class Personalizer:
                 raise InvalidStateError("the export names no user (key 'user'); pass user=... to choose one")
         user = check_user(user)
         st = UserState.from_json(data["state"])
-        if st.dim != self.head.dim:
-            raise InvalidStateError(f"exported profile has dimension {st.dim}, this model uses {self.head.dim}")
-        unknown = sorted(set(st.labels) - set(self.head.classes) - set(st.custom))
+        if st.dim != self.head.state_dim:
+            raise InvalidStateError(f"exported profile has dimension {st.dim}, this model uses {self.head.state_dim}")
+        self._check_custom(st.custom)
+        tenant = self._tenant_state()
+        known = self._known(st, tenant)
+        unknown = sorted(set(st.labels) - known)
         if unknown:
             raise UnknownLabelError(f"exported profile uses emotion(s) {unknown} unknown to this model")
-        self._check_custom(st.custom)
+        if st.labelset is not None:
+            self._check_available(st.labelset, tuple(known), "the exported label set")
 
         def fn(old: Optional[bytes]) -> bytes:
             if old is not None and not overwrite:
@@ -395,6 +509,125 @@ class Personalizer:
 
         rev = self.store.modify(self.config.tenant, user, fn)
         return self._summary(user, st, rev)
+
+    # -- public API: the tenant layer ---------------------------------------------------------
+    def enroll_tenant(self, clips: Sequence[Any], labels: Sequence[str], *, speakers: Optional[Sequence[str]] = None,
+                      new_emotions: Sequence[str] = (), sr: int | None = None) -> TenantSummary:
+        """Adapt this tenant's layer from labelled clips of several of its speakers.
+
+        ``speakers`` (one id per clip; None: all clips are one speaker) groups the clips: each
+        speaker is standardized with their own statistics, their per-emotion sums are added to the
+        tenant's, and a speaker acting two or more emotions adds their centre and variance to the
+        tenant's normalization prior. Speaker ids are used for grouping only and not stored.
+        Labels must be global emotions or ones the tenant already has; an emotion the global head
+        lacks must be named in ``new_emotions`` (so a typo is an ``UnknownLabelError``, not a new
+        class) and then becomes available to every user of the tenant.
+        """
+        labels = self._labels(labels, len(clips) if hasattr(clips, "__len__") else None)
+        return self.enroll_tenant_embeddings(self.embed(clips, sr), labels, speakers=speakers, new_emotions=new_emotions)
+
+    def enroll_tenant_embeddings(self, X: np.ndarray, labels: Sequence[str], *,
+                                 speakers: Optional[Sequence[str]] = None,
+                                 new_emotions: Sequence[str] = ()) -> TenantSummary:
+        """``enroll_tenant`` from precomputed embeddings ``X`` [N, D]."""
+        labels = self._labels(labels, None)
+        if isinstance(new_emotions, str):
+            raise TypeError("new_emotions must be a sequence of labels, not a single string")
+        new = {_canon(lab) for lab in new_emotions}
+        X = self._check_X(X, len(labels))
+        if speakers is None:
+            spk = np.zeros(len(X), dtype=int)
+        else:
+            if isinstance(speakers, str) or len(speakers) != len(X):
+                raise LengthMismatchError(f"{len(X)} clips but {0 if isinstance(speakers, str) else len(speakers)} "
+                                          f"speaker ids (one per clip)")
+            spk = np.asarray([str(s) for s in speakers])
+        y = np.asarray(labels)
+        increments = [self.head.speaker_head_sums(X[spk == s], y[spk == s]) for s in dict.fromkeys(spk.tolist())]
+        out: list[TenantState] = []
+
+        def fn(old: Optional[bytes]) -> bytes:
+            t = self._decode_tenant(old) if old is not None else TenantState.empty(self.head.state_dim, self.head.dim)
+            unknown = sorted(set(labels) - set(self.head.classes) - set(t.labels) - new)
+            if unknown:
+                raise UnknownLabelError(f"unknown emotion(s) {unknown} for tenant {self.config.tenant!r}; known: "
+                                        f"{sorted(set(self.head.classes) | set(t.labels))} (name a new one in "
+                                        f"new_emotions=...)")
+            for inc in increments:
+                t = t.add_speaker(*inc)
+            out.append(t)
+            return t.to_bytes()
+
+        rev = self.store.modify_tenant(self.config.tenant, fn)
+        return self._tenant_summary(out[-1], rev)
+
+    def set_tenant_labels(self, labels: Optional[Sequence[str]]) -> TenantSummary:
+        """The tenant's default label set (None: every available emotion); users without a label
+        set of their own and calls without ``labels=`` score these."""
+        ls = None if labels is None else _labelset(labels)
+        out: list[TenantState] = []
+
+        def fn(old: Optional[bytes]) -> bytes:
+            t = self._decode_tenant(old) if old is not None else TenantState.empty(self.head.state_dim, self.head.dim)
+            if ls is not None:
+                self._check_available(ls, self.head.available_classes(None, t), f"tenant {self.config.tenant!r}")
+            t = t.with_labelset(ls)
+            out.append(t)
+            return t.to_bytes()
+
+        rev = self.store.modify_tenant(self.config.tenant, fn)
+        return self._tenant_summary(out[-1], rev)
+
+    def tenant_summary(self) -> TenantSummary:
+        """What this tenant's layer holds (``UnknownUserError`` when it has none)."""
+        t = self._tenant_state()
+        if t is None:
+            raise UnknownTenantError(f"tenant {self.config.tenant!r} has no tenant profile")
+        return self._tenant_summary(t)
+
+    def has_tenant_profile(self) -> bool:
+        return self.store.get_tenant(self.config.tenant) is not None
+
+    def export_tenant(self) -> dict[str, Any]:
+        """The tenant layer as a JSON-serializable dict (``import_tenant`` restores it)."""
+        t = self._tenant_state()
+        if t is None:
+            raise UnknownTenantError(f"tenant {self.config.tenant!r} has no tenant profile")
+        return {"tenant": self.config.tenant, "head": self._head_id(), "state": t.to_json()}
+
+    def import_tenant(self, data: dict[str, Any], *, overwrite: bool = False) -> TenantSummary:
+        """Restore an ``export_tenant`` dict into this tenant."""
+        if not isinstance(data, dict) or "state" not in data:
+            raise InvalidStateError("not an exported tenant profile (expected a dict with 'state')")
+        t = TenantState.from_json(data["state"])
+        if (t.dim, t.hdim) != (self.head.state_dim, self.head.dim):
+            raise InvalidStateError(f"exported tenant profile has dimensions {t.dim}/{t.hdim}, this model uses "
+                                    f"{self.head.state_dim}/{self.head.dim}")
+        for name in t.labels:
+            if _label_or_none(name) != name:
+                raise InvalidStateError(f"exported tenant profile has an invalid emotion {name!r}")
+        if t.labelset is not None:
+            self._check_available(t.labelset, self.head.available_classes(None, t), "the exported label set")
+
+        def fn(old: Optional[bytes]) -> bytes:
+            if old is not None and not overwrite:
+                raise ProfileExistsError(f"tenant {self.config.tenant!r} already has a tenant profile; "
+                                         f"pass overwrite=True to replace it")
+            return t.to_bytes()
+
+        rev = self.store.modify_tenant(self.config.tenant, fn)
+        return self._tenant_summary(t, rev)
+
+    def forget_tenant(self, *, users: bool = False, missing_ok: bool = False) -> bool:
+        """Delete the tenant layer; with ``users=True`` every user profile of the tenant too.
+        Returns whether anything was deleted; ``UnknownUserError`` if nothing was there (unless
+        ``missing_ok``)."""
+        gone = self.store.delete_tenant(self.config.tenant)
+        if users:
+            gone = self.store.delete_users(self.config.tenant) > 0 or gone
+        if not gone and not missing_ok:
+            raise UnknownTenantError(f"tenant {self.config.tenant!r} has no tenant profile")
+        return gone
 
     # -- helpers ------------------------------------------------------------------------------
     def _labels(self, labels: Sequence[str], n: int | None) -> list[str]:
@@ -406,6 +639,12 @@ class Personalizer:
         if not out:
             raise TooFewClipsError("no clips given")
         return out
+
+    @staticmethod
+    def _check_available(ls: Sequence[str], available: Sequence[str], what: str) -> None:
+        missing = [c for c in ls if c not in available]
+        if missing:
+            raise UnknownLabelError(f"{what}: unknown emotion(s) {missing}; available: {list(available)}")
 
     def _check_custom(self, custom: Sequence[str]) -> None:
         """An imported profile's own emotions follow the rules ``add_emotion`` applies."""
@@ -420,7 +659,13 @@ class Personalizer:
     def _summary(self, user: str, st: UserState, revision: int | None = None) -> UserSummary:
         counts = {c: int(n) for c, n in zip(st.labels, st.counts)}
         return UserSummary(user=user, counts=counts, custom_emotions=st.custom, clips=int(st.n),
-                           revision=revision if revision is not None else self.store.revision(self.config.tenant, user))
+                           revision=revision if revision is not None else self.store.revision(self.config.tenant, user),
+                           unlabelled=int(st.n) - st.labelled, labels=st.labelset)
+
+    def _tenant_summary(self, t: TenantState, revision: int | None = None) -> TenantSummary:
+        return TenantSummary(tenant=self.config.tenant, counts={c: int(n) for c, n in zip(t.labels, t.counts)},
+                             speakers=t.n_speakers, labels=t.labelset,
+                             revision=revision if revision is not None else self.store.tenant_revision(self.config.tenant))
 
     def _head_id(self) -> dict[str, Any]:
         return {"classes": list(self.head.classes), "dim": self.head.dim, "input_dim": self.head.input_dim,

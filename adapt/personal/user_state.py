@@ -1,11 +1,19 @@
 """One user's personalization state: raw-space sufficient statistics, never audio.
 
-``UserState`` holds running moments of every clip of the user (for speaker normalization) and,
-per emotion, the clip count and the sum of the user's raw embeddings (in the global head's
-space). Because normalization is affine, raw sums stay valid when the normalization statistics
-change later (``mean(z) = (mean(x) - mu) / sd``), and two updates of one user commute: the store
-can apply them in either order. Serialized as a compact binary blob for the store
-(``to_bytes``, magic ``SAU1``, ``STATE_FORMAT`` 1) and as JSON for export (``to_json``).
+``UserState`` holds running moments of every clip of the user, labelled or not (for speaker
+normalization), per emotion the clip count and the sum of the user's raw embeddings (in the
+space the head keeps statistics in, ``head.state_dim``: backbone space for the format-2
+``GlobalHead``), and optionally the user's label set (the emotions an application scores for
+this user). Because normalization is affine, raw sums stay valid when the normalization
+statistics change later (``mean(z) = (mean(x) - mu) / sd``), and two updates of one user
+commute: the store can apply them in either order.
+
+Serialized as a compact binary blob for the store (``to_bytes``, magic ``SAU1``) and as JSON for
+export (``to_json``). Blob format 2 (written since the unseen-corpora release) keeps the moments
+as float32 and the class *means* as float16 (float32 when a value would not fit), so a
+1920-dimensional user with 8 emotions takes about 46 kB; format 1 (float32 sums, float64
+moments) is still read. What the blob reveals: the average embedding of the user's clips per
+emotion and overall, and how many clips of each emotion they gave; no audio and no single clip.
 
 Example:
     >>> import numpy as np
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,8 +36,9 @@ from ..stats import ClassSums, RunningMoments
 
 __all__ = ["UserState", "STATE_FORMAT"]
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 _MAGIC = b"SAU1"
+_F16_MAX = 60000.0
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,8 @@ class UserState:
 
     ``labels`` [C], ``counts`` [C] (clips per label), ``sums`` [C, D] (sum of raw embeddings),
     ``custom`` (labels this user created with ``add_emotion``), ``n``/``mean``/``m2`` [D]
-    (Welford running statistics over every clip of the user).
+    (Welford running statistics over every clip of the user, labelled or observed), ``labelset``
+    (the emotions to score for this user; None: the tenant's or every available one).
     """
 
     dim: int
@@ -49,6 +59,7 @@ class UserState:
     n: int = 0
     mean: np.ndarray | None = None
     m2: np.ndarray | None = None
+    labelset: tuple[str, ...] | None = None
 
     @classmethod
     def empty(cls, dim: int) -> "UserState":
@@ -60,10 +71,24 @@ class UserState:
         X = np.asarray(X, dtype=np.float64)
         cls_sums = ClassSums(self.labels, self.counts, self.sums.astype(np.float64)).add(X, list(y))
         moments = self.moments.add(X)
-        return UserState(dim=self.dim, labels=cls_sums.labels, counts=cls_sums.counts,
-                         sums=cls_sums.sums.astype(np.float32).reshape(len(cls_sums.labels), self.dim),
-                         custom=tuple(dict.fromkeys(self.custom + tuple(custom))), n=int(moments.n),
-                         mean=moments.mean, m2=moments.m2)
+        return replace(self, labels=cls_sums.labels, counts=cls_sums.counts,
+                       sums=cls_sums.sums.astype(np.float32).reshape(len(cls_sums.labels), self.dim),
+                       custom=tuple(dict.fromkeys(self.custom + tuple(custom))), n=int(moments.n),
+                       mean=moments.mean, m2=moments.m2)
+
+    def observe(self, X: np.ndarray) -> "UserState":
+        """A new state with clips of unknown emotion ``X`` [N, D] folded into the moments only."""
+        moments = self.moments.add(np.asarray(X, dtype=np.float64))
+        return replace(self, n=int(moments.n), mean=moments.mean, m2=moments.m2)
+
+    def with_labelset(self, labels: Sequence[str] | None) -> "UserState":
+        """A new state scoring ``labels`` (None: the tenant's or every available emotion)."""
+        return replace(self, labelset=None if labels is None else tuple(labels))
+
+    @property
+    def labelled(self) -> int:
+        """Clips with a label (the rest of ``n`` were observed without one)."""
+        return int(round(float(np.sum(self.counts))))
 
     @property
     def moments(self) -> RunningMoments:
@@ -79,32 +104,54 @@ class UserState:
 
     # -- persistence: compact binary for the store, JSON for export -----------------------
     def to_bytes(self) -> bytes:
+        """The compact store blob (format 2, see the module docstring)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(self.counts[:, None] > 0, self.sums / np.maximum(self.counts, 1)[:, None], 0.0)
+        dtype = "<f2" if means.size == 0 or np.abs(means).max() < _F16_MAX else "<f4"
+        mean = self.mean if self.mean is not None else np.zeros(self.dim)
+        m2 = self.m2 if self.m2 is not None else np.zeros(self.dim)
         header = json.dumps({"v": STATE_FORMAT, "dim": self.dim, "labels": list(self.labels),
                              "counts": [float(c) for c in self.counts], "custom": list(self.custom),
-                             "n": self.n}).encode()
-        return (_MAGIC + struct.pack("<I", len(header)) + header + self.sums.astype("<f4").tobytes()
-                + self.mean.astype("<f8").tobytes() + self.m2.astype("<f8").tobytes())
+                             "n": self.n, "means": dtype,
+                             "labelset": None if self.labelset is None else list(self.labelset)}).encode()
+        return (_MAGIC + struct.pack("<I", len(header)) + header + means.astype(dtype).tobytes()
+                + np.asarray(mean).astype("<f4").tobytes() + np.asarray(m2).astype("<f4").tobytes())
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> "UserState":
         if blob[:4] != _MAGIC:
             raise InvalidStateError("not a ser-adapt user state blob (bad magic)")
-        (hlen,) = struct.unpack_from("<I", blob, 4)
-        h = json.loads(blob[8:8 + hlen])
-        if h.get("v") != STATE_FORMAT:
-            raise InvalidStateError(f"unsupported user state format {h.get('v')!r} (expected {STATE_FORMAT})")
-        d, c = int(h["dim"]), len(h["labels"])
-        off = 8 + hlen
-        sums = np.frombuffer(blob, "<f4", c * d, off).reshape(c, d)
-        mean = np.frombuffer(blob, "<f8", d, off + 4 * c * d)
-        m2 = np.frombuffer(blob, "<f8", d, off + 4 * c * d + 8 * d)
-        return cls(dim=d, labels=tuple(h["labels"]), counts=np.asarray(h["counts"], np.float64), sums=sums,
-                   custom=tuple(h["custom"]), n=int(h["n"]), mean=mean, m2=m2)
+        try:
+            (hlen,) = struct.unpack_from("<I", blob, 4)
+            h = json.loads(blob[8:8 + hlen])
+            v = h.get("v")
+            if v not in (1, 2):
+                raise InvalidStateError(f"unsupported user state format {v!r} (expected 1 or {STATE_FORMAT})")
+            d, c = int(h["dim"]), len(h["labels"])
+            counts = np.asarray(h["counts"], np.float64)
+            off = 8 + hlen
+            if v == 1:
+                sums = np.frombuffer(blob, "<f4", c * d, off).reshape(c, d)
+                mean = np.frombuffer(blob, "<f8", d, off + 4 * c * d)
+                m2 = np.frombuffer(blob, "<f8", d, off + 4 * c * d + 8 * d)
+            else:
+                dt = np.dtype(h["means"])
+                means = np.frombuffer(blob, dt, c * d, off).reshape(c, d).astype(np.float64)
+                sums = (means * counts[:, None]).astype(np.float32)
+                off += dt.itemsize * c * d
+                mean = np.frombuffer(blob, "<f4", d, off).astype(np.float64)
+                m2 = np.frombuffer(blob, "<f4", d, off + 4 * d).astype(np.float64)
+        except (struct.error, ValueError, KeyError, TypeError) as exc:
+            raise InvalidStateError(f"corrupt user state blob: {exc}") from None
+        labelset = h.get("labelset")
+        return cls(dim=d, labels=tuple(h["labels"]), counts=counts, sums=sums, custom=tuple(h["custom"]),
+                   n=int(h["n"]), mean=mean, m2=m2, labelset=None if labelset is None else tuple(labelset))
 
     def to_json(self) -> dict[str, Any]:
         return {"format": "ser-adapt.UserState", "version": STATE_FORMAT, "dim": self.dim,
                 "labels": list(self.labels), "counts": self.counts.tolist(), "sums": self.sums.tolist(),
-                "custom": list(self.custom), "n": self.n, "mean": self.mean.tolist(), "m2": self.m2.tolist()}
+                "custom": list(self.custom), "n": self.n, "mean": self.mean.tolist(), "m2": self.m2.tolist(),
+                "labelset": None if self.labelset is None else list(self.labelset)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "UserState":
@@ -120,6 +167,10 @@ class UserState:
             custom = d.get("custom", [])
             if not isinstance(custom, (list, tuple)) or not all(isinstance(c, str) for c in custom):
                 raise TypeError(f"custom must be a list of labels, got {custom!r}")
+            labelset = d.get("labelset")
+            if labelset is not None and (not isinstance(labelset, (list, tuple)) or not labelset
+                                         or not all(isinstance(c, str) for c in labelset)):
+                raise TypeError(f"labelset must be null or a non-empty list of labels, got {labelset!r}")
         except (KeyError, TypeError, ValueError, OverflowError) as exc:   # OverflowError: int(inf)
             raise InvalidStateError(f"malformed user state: {exc}") from None
         if counts.shape != (len(labels),) or mean.shape != (dim,) or m2.shape != (dim,) or len(set(labels)) != len(labels):
@@ -131,5 +182,7 @@ class UserState:
             raise InvalidStateError("user state holds negative counts or variances")
         if not set(custom) <= set(labels):
             raise InvalidStateError(f"user state names own emotions {sorted(set(custom) - set(labels))} it has no clips of")
+        if n < int(round(float(counts.sum()))):
+            raise InvalidStateError(f"user state counts {int(counts.sum())} labelled clips but only {n} clips")
         return cls(dim=dim, labels=labels, counts=counts, sums=sums, custom=tuple(custom),
-                   n=n, mean=mean, m2=m2)
+                   n=n, mean=mean, m2=m2, labelset=None if labelset is None else tuple(labelset))

@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from ..errors import (AudioError, InvalidIdError, InvalidStateError, LabelExistsError, LengthMismatchError,
                       ProfileExistsError, ProfileStoreError, SerAdaptError, TooFewClipsError, TooLongAudioError,
-                      TooManyEmotionsError, UnknownLabelError, UnknownUserError)
+                      TooManyEmotionsError, UnknownLabelError, UnknownTenantError, UnknownUserError)
 
 __all__ = ["ERROR_TABLE", "HTTP_CODES", "status_of", "error_response", "install", "InternalErrors"]
 
@@ -32,6 +32,7 @@ logger = logging.getLogger("adapt.service")
 #: ser-adapt error class -> (HTTP status, error code); subclasses inherit their base's row
 ERROR_TABLE: dict[type[SerAdaptError], tuple[int, str]] = {
     UnknownUserError: (404, "unknown_user"),          # read, change or delete of a user without a profile
+    UnknownTenantError: (404, "unknown_tenant"),      # GET/export/DELETE /v1/tenant without a tenant profile
     LabelExistsError: (409, "emotion_exists"),        # add_emotion under a name the user already has
     ProfileExistsError: (409, "profile_exists"),      # import onto an existing user without overwrite
     TooManyEmotionsError: (409, "too_many_emotions"),  # the user's own emotions are at the cap: a state conflict

@@ -13,13 +13,24 @@ apply; its OpenAPI schema takes ``MAX_USER_ID`` from there.
     GET    /v1/users/{user_id}/export      the profile as JSON
     POST   /v1/users/{user_id}/import      restore an export (writer key; ?overwrite=true replaces)
     POST   /v1/users/{user_id}/enroll      multipart files + labels (writer key)
-    POST   /v1/users/{user_id}/predict     multipart file
+    POST   /v1/users/{user_id}/observe     multipart files, no labels (writer key)
+    POST   /v1/users/{user_id}/predict     multipart file [+ labels: the label set of this call]
     POST   /v1/users/{user_id}/feedback    multipart file + label (writer key)
     POST   /v1/users/{user_id}/emotions    multipart name + files (writer key)
+    PUT    /v1/users/{user_id}/labels      JSON {"labels": [...] | null} (writer key)
+    GET    /v1/tenant                      the key's tenant profile summary
+    DELETE /v1/tenant                      forget the tenant profile (writer key; ?users=true: all users too)
+    POST   /v1/tenant/enroll               multipart files + labels [+ speakers] (writer key)
+    GET    /v1/tenant/export               the tenant profile as JSON
+    POST   /v1/tenant/import               restore an export (writer key; ?overwrite=true replaces)
+    PUT    /v1/tenant/labels               JSON {"labels": [...] | null} (writer key)
+
+The tenant routes act on the API key's tenant: there is no tenant in the path, so a key cannot
+even name another tenant. Label sets are repeated multipart fields (``labels``), like enroll's.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
@@ -29,7 +40,8 @@ from ..errors import LengthMismatchError
 from ..store.ids import MAX_USER_ID, USER_ID_RULE, check_user
 from .auth import Reader, TenantKey, Writer
 from .limits import read_audio, read_audio_files
-from .schemas import ExportedProfile, Health, Prediction, ProfileImport, UserList, UserSummary, error_responses
+from .schemas import (ExportedProfile, ExportedTenant, Health, LabelSet, Prediction, ProfileImport, TenantImport,
+                      TenantSummary, UserList, UserSummary, error_responses)
 
 __all__ = ["router", "UserId"]
 
@@ -44,6 +56,16 @@ def user_id(user_id: Annotated[str, Path(description=f"user id within the tenant
 
 UserId = Annotated[str, Depends(user_id)]
 Files = Annotated[list[UploadFile], File(description="audio clips")]
+Labels = Annotated[list[str], Form(description="emotion per clip (repeat the field), or one for all")]
+
+
+def _per_clip(values: list[str], n: int, what: str) -> list[str]:
+    """One value per clip: a single value is repeated for every clip; otherwise n values."""
+    if len(values) == 1 and n > 1:
+        return values * n
+    if len(values) != n:
+        raise LengthMismatchError(f"{n} files but {len(values)} {what}")
+    return values
 
 _READ = error_responses(400, 401, 404, 422, 500, 503)
 _PREDICT = error_responses(400, 401, 404, 413, 415, 422, 500, 503)   # a read that uploads a file
@@ -100,23 +122,26 @@ def import_user(p: Writer, user: UserId, profile: ProfileImport,
 
 @router.post("/v1/users/{user_id}/enroll", tags=["personalization"], response_model=UserSummary, responses=_WRITE,
              summary="Enroll labelled clips (one label per file, or one label for all)")
-def enroll(p: Writer, user: UserId, request: Request, files: Files,
-           labels: list[str] = Form(..., description="emotion per clip (repeat the field), or one for all")
-           ) -> dict[str, Any]:
+def enroll(p: Writer, user: UserId, request: Request, files: Files, labels: Labels) -> dict[str, Any]:
     clips = read_audio_files(files, request.app.state.limits)
-    if len(labels) == 1 and len(clips) > 1:
-        labels = labels * len(clips)
-    if len(labels) != len(clips):
-        raise LengthMismatchError(f"{len(clips)} files but {len(labels)} labels")
-    return p.enroll(user, clips, labels).to_dict()
+    return p.enroll(user, clips, _per_clip(labels, len(clips), "labels")).to_dict()
+
+
+@router.post("/v1/users/{user_id}/observe", tags=["personalization"], response_model=UserSummary, responses=_WRITE,
+             summary="Fold unlabelled clips into the user's normalization statistics (profile created if new)")
+def observe(p: Writer, user: UserId, request: Request, files: Files) -> dict[str, Any]:
+    return p.observe(user, read_audio_files(files, request.app.state.limits)).to_dict()
 
 
 @router.post("/v1/users/{user_id}/predict", tags=["personalization"], response_model=Prediction,
              responses=_PREDICT,
              summary="Predict the emotion of a clip (global model for users without a profile)")
 def predict(p: Reader, user: UserId, request: Request,
-            file: UploadFile = File(..., description="audio clip")) -> dict[str, Any]:
-    return {"user": user, **p.predict(user, read_audio(file, request.app.state.limits)).to_dict()}
+            file: UploadFile = File(..., description="audio clip"),
+            labels: Optional[list[str]] = Form(None, description="score only these emotions (repeat the field); "
+                                                                 "default: the user's, else the tenant's label set")
+            ) -> dict[str, Any]:
+    return {"user": user, **p.predict(user, read_audio(file, request.app.state.limits), labels=labels).to_dict()}
 
 
 @router.post("/v1/users/{user_id}/feedback", tags=["personalization"], response_model=UserSummary, responses=_WRITE,
@@ -131,3 +156,60 @@ def feedback(p: Writer, user: UserId, request: Request, file: UploadFile = File(
 def add_emotion(p: Writer, user: UserId, request: Request, files: Files,
                 name: str = Form(..., min_length=1, max_length=64)) -> dict[str, Any]:
     return p.add_emotion(user, name, read_audio_files(files, request.app.state.limits)).to_dict()
+
+
+@router.put("/v1/users/{user_id}/labels", tags=["personalization"], response_model=UserSummary, responses=_WRITE,
+            summary="Set the emotions scored for this user (null: back to the tenant's default)")
+def set_user_labels(p: Writer, user: UserId, body: LabelSet) -> dict[str, Any]:
+    return p.set_labels(user, body.labels).to_dict()
+
+
+# -- the tenant layer: always the API key's tenant ---------------------------------------------
+@router.get("/v1/tenant", tags=["tenant"], response_model=TenantSummary, responses=_READ,
+            summary="This tenant's profile summary (404 when it has none)")
+def get_tenant(p: Reader) -> dict[str, Any]:
+    return p.tenant_summary().to_dict()
+
+
+@router.delete("/v1/tenant", tags=["tenant"], status_code=204, response_class=Response, response_model=None,
+               responses=_WRITE, summary="Forget the tenant profile (?users=true: every user profile too)")
+def delete_tenant(p: Writer, users: bool = Query(False, description="also delete every user profile of the tenant")
+                  ) -> Response:
+    p.forget_tenant(users=users)
+    return Response(status_code=204)
+
+
+@router.post("/v1/tenant/enroll", tags=["tenant"], response_model=TenantSummary, responses=_WRITE,
+             summary="Adapt the tenant layer from labelled clips of several of its speakers")
+def enroll_tenant(p: Writer, request: Request, files: Files, labels: Labels,
+                  speakers: Optional[list[str]] = Form(None, description="speaker id per clip (repeat the field), "
+                                                                         "or one for all; used for grouping only, "
+                                                                         "never stored"),
+                  new_emotions: Optional[list[str]] = Form(None, description="emotions the global model lacks that "
+                                                                             "this enrollment creates for the tenant "
+                                                                             "(repeat the field); any other unknown "
+                                                                             "label is a 400 unknown_label")
+                  ) -> dict[str, Any]:
+    clips = read_audio_files(files, request.app.state.limits)
+    labels = _per_clip(labels, len(clips), "labels")
+    spk = None if speakers is None else _per_clip(speakers, len(clips), "speaker ids")
+    return p.enroll_tenant(clips, labels, speakers=spk, new_emotions=new_emotions or ()).to_dict()
+
+
+@router.get("/v1/tenant/export", tags=["tenant"], response_model=ExportedTenant, responses=_READ,
+            summary="Export the tenant profile as JSON (POST /v1/tenant/import restores it)")
+def export_tenant(p: Reader) -> dict[str, Any]:
+    return p.export_tenant()
+
+
+@router.post("/v1/tenant/import", tags=["tenant"], response_model=TenantSummary, responses=_WRITE,
+             summary="Restore an exported tenant profile (409 if the tenant has one, unless overwrite)")
+def import_tenant(p: Writer, profile: TenantImport,
+                  overwrite: bool = Query(False, description="replace an existing tenant profile")) -> dict[str, Any]:
+    return p.import_tenant(profile.model_dump(), overwrite=overwrite).to_dict()
+
+
+@router.put("/v1/tenant/labels", tags=["tenant"], response_model=TenantSummary, responses=_WRITE,
+            summary="Set the tenant's default label set (null: every available emotion)")
+def set_tenant_labels(p: Writer, body: LabelSet) -> dict[str, Any]:
+    return p.set_tenant_labels(body.labels).to_dict()

@@ -5,6 +5,9 @@ The answers mirror the Python API: ``Prediction`` is ``adapt.Prediction.to_dict(
 ``user``, ``UserSummary`` is ``adapt.UserSummary.to_dict()``, ``ExportedProfile`` is
 ``Personalizer.export_user`` and ``ProfileImport`` accepts it back (``user`` and ``head`` are
 optional there: the path names the user, and the profile is checked against the served head).
+The tenant layer has the same three: ``TenantSummary`` (``adapt.TenantSummary.to_dict()``),
+``ExportedTenant`` (``Personalizer.export_tenant``) and ``TenantImport`` (``tenant`` and ``head``
+optional: the API key names the tenant). ``LabelSet`` is the body of both ``PUT .../labels``.
 
 Example:
     >>> Prediction(user="alice", label="sad", probabilities={"sad": 0.8, "angry": 0.2}, confidence=0.8,
@@ -18,7 +21,8 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field
 
 __all__ = ["Prediction", "UserSummary", "UserList", "Health", "HeadInfo", "UserStateExport", "ExportedProfile",
-           "ProfileImport", "ErrorDetail", "ErrorResponse", "error_responses"]
+           "ProfileImport", "LabelSet", "TenantSummary", "TenantStateExport", "ExportedTenant", "TenantImport",
+           "ErrorDetail", "ErrorResponse", "error_responses"]
 
 
 class Prediction(BaseModel):
@@ -36,10 +40,12 @@ class UserSummary(BaseModel):
     """What a user's profile holds."""
 
     user: str
-    counts: dict[str, int] = Field(description="enrolled clips per emotion")
+    counts: dict[str, int] = Field(description="enrolled (labelled) clips per emotion")
     custom_emotions: list[str] = Field(description="emotions this user created (POST .../emotions)")
-    clips: int
+    clips: int = Field(description="all clips of the profile, labelled or observed")
     revision: int = Field(description="committed writes of this profile so far")
+    unlabelled: int = Field(description="clips observed without a label (POST .../observe)")
+    labels: Optional[list[str]] = Field(description="the user's label set (PUT .../labels); null: the tenant's default")
 
 
 class UserList(BaseModel):
@@ -84,6 +90,7 @@ class UserStateExport(BaseModel):
     n: int
     mean: list[float] = Field(description="[dim]")
     m2: list[float] = Field(description="[dim]")
+    labelset: Optional[list[str]] = Field(None, description="the user's label set (null: the tenant's default)")
 
 
 class ExportedProfile(BaseModel):
@@ -102,6 +109,57 @@ class ProfileImport(BaseModel):
     state: UserStateExport
 
 
+class LabelSet(BaseModel):
+    """``PUT /v1/users/{user_id}/labels`` and ``PUT /v1/tenant/labels`` body: the emotions to score
+    from now on (``null``: back to the default - the tenant's for a user, every available one for the
+    tenant)."""
+
+    labels: Optional[list[str]] = Field(description="emotion labels, or null to clear the label set")
+
+
+class TenantSummary(BaseModel):
+    """What a tenant's profile (the deployment layer between the global model and its users) holds."""
+
+    tenant: str
+    counts: dict[str, int] = Field(description="enrolled clips per emotion, over all the tenant's speakers")
+    speakers: int = Field(description="speakers that gave the tenant a normalization prior")
+    labels: Optional[list[str]] = Field(description="the tenant's default label set (null: every available emotion)")
+    revision: int = Field(description="committed writes of the tenant profile so far")
+
+
+class TenantStateExport(BaseModel):
+    """A tenant's statistics (``TenantState.to_json``): per emotion a clip count and a sum in head
+    space, and the sums of its speakers' centres and variances. Never audio, no speaker ids."""
+
+    format: Literal["ser-adapt.TenantState"]
+    version: int
+    dim: int
+    hdim: int
+    n_speakers: int
+    centre_sum: list[float] = Field(description="[dim]")
+    var_sum: list[float] = Field(description="[dim]")
+    labels: list[str]
+    counts: list[float]
+    head_sums: list[list[float]] = Field(description="[len(labels), hdim]")
+    labelset: Optional[list[str]] = None
+
+
+class ExportedTenant(BaseModel):
+    """``GET /v1/tenant/export``: the whole tenant profile, accepted back by ``POST /v1/tenant/import``."""
+
+    tenant: str
+    head: HeadInfo
+    state: TenantStateExport
+
+
+class TenantImport(BaseModel):
+    """``POST /v1/tenant/import`` body: an ``ExportedTenant`` (``tenant`` is ignored: the key names it)."""
+
+    tenant: Optional[str] = None
+    head: Optional[HeadInfo] = None
+    state: TenantStateExport
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="machine-readable, e.g. unknown_user (see docs/personalizer.md)")
     message: str
@@ -114,10 +172,11 @@ class ErrorResponse(BaseModel):
 
 
 _WHEN = {
-    400: "invalid user id, unknown label, too few clips, files/labels mismatch, malformed exported state",
+    400: "invalid user id, unknown label (also in a label set), too few clips, files/labels/speakers mismatch, "
+         "malformed exported state",
     401: "missing, unknown or revoked API key",
     403: "read-only API key on a write",
-    404: "no such user in this tenant",
+    404: "no such user in this tenant, or the tenant has no tenant profile",
     409: "the emotion or the profile already exists, or the user has the maximum of own emotions",
     413: "request, file or clip too large",
     415: "a file that is not audio",

@@ -126,10 +126,17 @@ class ProfileStore:
                         (bytes(new), time.time(), int(rev) + 1, *key))
             return int(rev) + 1
 
+    def _scrub(self) -> None:
+        """Called after a delete: a back end removes what its files still hold of deleted rows
+        (SQLite: truncates the WAL). Default: nothing to do."""
+
     def delete(self, tenant: str, user: str) -> bool:
         """Remove every trace of the user in this tenant; ``False`` if there was none."""
-        return self._write("DELETE FROM profiles WHERE tenant=? AND user_id=? AND revision > 0",
+        gone = self._write("DELETE FROM profiles WHERE tenant=? AND user_id=? AND revision > 0",
                            (check_tenant(tenant), check_user(user))) > 0
+        if gone:
+            self._scrub()
+        return gone
 
     def list_users(self, tenant: str, *, limit: int = 1000, offset: int = 0) -> list[str]:
         """This tenant's users, sorted."""
@@ -152,9 +159,24 @@ class ProfileStore:
         """``modify`` for the tenant-level state; returns its new revision."""
         return self._modify_row("tenant_profiles", ("tenant",), (check_tenant(tenant),), fn)
 
+    def tenant_revision(self, tenant: str) -> int:
+        """The tenant profile's revision (number of committed writes), 0 when absent."""
+        row = self._one("SELECT revision FROM tenant_profiles WHERE tenant=? AND revision > 0", (check_tenant(tenant),))
+        return 0 if row is None else int(row[0])
+
+    def delete_users(self, tenant: str) -> int:
+        """Remove every user profile of ``tenant`` (its tenant profile stays); returns how many."""
+        n = self._write("DELETE FROM profiles WHERE tenant=? AND revision > 0", (check_tenant(tenant),))
+        if n:
+            self._scrub()
+        return n
+
     def delete_tenant(self, tenant: str) -> bool:
         """Remove the tenant-level state (its users' profiles stay); ``False`` if there was none."""
-        return self._write("DELETE FROM tenant_profiles WHERE tenant=? AND revision > 0", (check_tenant(tenant),)) > 0
+        gone = self._write("DELETE FROM tenant_profiles WHERE tenant=? AND revision > 0", (check_tenant(tenant),)) > 0
+        if gone:
+            self._scrub()
+        return gone
 
     # -- API keys ---------------------------------------------------------------------------
     def create_key(self, tenant: str, *, read_only: bool = False) -> str:

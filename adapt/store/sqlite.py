@@ -94,6 +94,7 @@ class SQLiteStore(ProfileStore):
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     raise ProfileStoreError(f"could not switch {self._target!r} to WAL (got {mode!r})")
+            conn.execute("PRAGMA secure_delete=ON")   # deleted profiles are zeroed in the file, not left in free pages
             conn.execute(f"PRAGMA synchronous={self._sync}")
             conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
             if getattr(self, "_ckpt_interval", None) is not None:
@@ -137,6 +138,24 @@ class SQLiteStore(ProfileStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def _scrub(self) -> None:
+        """After a delete: checkpoint and truncate the WAL, so no old page image of a forgotten
+        profile stays in ``-wal`` (with ``secure_delete`` the main file already holds zeros)."""
+        if self._memory:
+            return
+        import time
+
+        with self._connection() as conn:
+            for attempt in range(20):
+                try:
+                    with self._lock:   # not while the background thread checkpoints
+                        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                except sqlite3.Error:
+                    busy = 1
+                if not busy:
+                    return
+                time.sleep(0.005 * (attempt + 1))   # a reader holds the WAL: retry shortly
 
     def schema_version(self) -> int:
         row = self._one("SELECT value FROM meta WHERE key='schema_version'")

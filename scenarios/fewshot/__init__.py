@@ -1,9 +1,10 @@
-"""Few-shot protocols on embedding tables: recipes, protocols, option selection, the application path.
+"""Few-shot protocols on embedding tables: recipes, protocols, option selection, unseen corpora.
 
 * ``recipes`` — ``make_recipe("linear-ft+norm")``, ``RECIPES``, ``RecipeConfig``.
 * ``protocols`` — ``personalization``, ``new_corpus``, ``new_emotion``.
 * ``selection`` — ``select_by_corpus_cv`` (leave-one-*training*-corpus-out).
-* ``application`` — the ``Personalizer`` under the personalization protocol.
+* ``unseen`` — the ``Personalizer`` on corpora it never saw (leave one corpus out: ``loco_scores``,
+  ``within_corpus_ceiling``, ``select_on_training_corpora``).
 * ``report`` — ``FewShotRow``, ``rows_to_markdown``.
 """
 from __future__ import annotations

@@ -14,10 +14,10 @@ from tests.helpers import ROOT
 SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_") and p.stem != "render")
 
 
-def test_the_eight_benchmarks_are_modules_of_one_package():
+def test_the_ten_benchmarks_are_modules_of_one_package():
     assert (ROOT / "benchmarks" / "__init__.py").is_file()
     assert [p.stem for p in SCRIPTS] == ["backbones", "continual", "fewshot", "finetune", "foundation",
-                                         "personalizer", "service", "throughput"]
+                                         "personalizer", "service", "throughput", "transfer", "unseen"]
     for path in SCRIPTS + [ROOT / "benchmarks" / "render.py"]:
         text = path.read_text()
         assert "sys.path" not in text, f"{path.name} edits sys.path"

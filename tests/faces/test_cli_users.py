@@ -42,7 +42,8 @@ def test_users_list_export_import_forget(tmp_path):
     p.enroll_embeddings("alice", X[:4], ["angry", "sad", "angry", "sad"])
     assert runner.invoke(app, ["users", "list", "--store", db]).output.split() == ["alice"]
     out = tmp_path / "alice.json"
-    assert runner.invoke(app, ["users", "export", "alice", "--out", str(out), "--store", db]).exit_code == 0
+    r = runner.invoke(app, ["users", "export", "alice", "--out", str(out), "--store", db, "--head", str(head_path)])
+    assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["state"]["counts"] == [2.0, 2.0]
     r = runner.invoke(app, ["users", "import", str(out), "--user", "alice2", "--store", db, "--head", str(head_path)])
     assert r.exit_code == 0, r.output
@@ -50,7 +51,10 @@ def test_users_list_export_import_forget(tmp_path):
     assert runner.invoke(app, ["users", "forget", "alice", "--store", db]).exit_code == 0
     assert runner.invoke(app, ["users", "list", "--store", db]).output.split() == ["alice2"]
     assert runner.invoke(app, ["users", "forget", "alice", "--store", db]).exit_code == 1
-    assert runner.invoke(app, ["users", "export", "alice", "--store", db]).exit_code == 2
+    assert runner.invoke(app, ["users", "export", "alice", "--store", db, "--head", str(head_path)]).exit_code == 2
+    # a profile made with another head is refused in one line (the shipped head keeps 1920 dims, this one 8)
+    r = runner.invoke(app, ["users", "export", "alice2", "--store", db])
+    assert r.exit_code == 2 and "error: InvalidStateError" in r.output and "another head" in r.output, r.output
 
 
 def test_runtime_commands_share_one_error_policy(tmp_path):
@@ -59,11 +63,65 @@ def test_runtime_commands_share_one_error_policy(tmp_path):
     (tmp_path / "not.json").write_text("not json")
     cases = [["keys", "create", "--tenant", "bad tenant"], ["keys", "list", "--tenant", "bad tenant"],
              ["users", "list", "--tenant", "bad tenant"], ["users", "forget", " alice"],
-             ["users", "export", "a/b"], ["users", "import", str(tmp_path / "not.json")]]
+             ["users", "export", "a/b"], ["users", "import", str(tmp_path / "not.json")],
+             ["users", "labels", "ghost", "sad"], ["users", "labels", " alice", "--clear"],
+             ["tenant", "show"], ["tenant", "export"], ["tenant", "labels", "a\tb"],
+             ["tenant", "import", str(tmp_path / "not.json")], ["tenant", "show", "--tenant", "bad tenant"]]
     for args in cases:
         r = runner.invoke(app, [*args, "--store", db])
         assert r.exit_code == 2 and "error: " in r.output and isinstance(r.exception, SystemExit), (args, r.output)
     # an unknown backbone is a usage error of --backbone, not a KeyError traceback
-    for args in (["predict", "--user", "a", "--backbone", "nope", "x.wav"], ["serve", "--backbone", "nope"]):
+    for args in (["predict", "--user", "a", "--backbone", "nope", "x.wav"], ["serve", "--backbone", "nope"],
+                 ["users", "observe", "a", "x.wav", "--backbone", "nope"], ["tenant", "enroll", "x.wav", "--labels",
+                                                                             "sad", "--backbone", "nope"]):
         r = runner.invoke(app, [*args, "--store", db])
         assert r.exit_code == 2 and "unknown backbone 'nope'" in r.output, (args, r.output)
+
+
+def test_users_observe_and_predict_labels_with_real_audio(tmp_path, logmel_head, actor_clips):
+    db = str(tmp_path / "o.db")
+    common = ["--store", db, "--head", logmel_head, "--backbone", "logmel"]
+    clips = actor_clips["ravdess_10"]
+    unlabelled = clips["happy"] + clips["neutral"]
+    before = runner.invoke(app, ["predict", "--user", "olga", clips["sad"][0], *common])
+    assert before.exit_code == 0 and json.loads(before.output)["personalized"] is False, before.output
+    r = runner.invoke(app, ["users", "observe", "olga", *unlabelled, *common])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"user": "olga", "counts": {}, "custom_emotions": [], "clips": 4, "revision": 1,
+                                    "unlabelled": 4, "labels": None}
+    after = json.loads(runner.invoke(app, ["predict", "--user", "olga", clips["sad"][0], *common]).output)
+    assert after["personalized"] is True and after["probabilities"] != json.loads(before.output)["probabilities"]
+    assert Personalizer.admin(db, head=logmel_head).summary("olga").unlabelled == 4
+    r = runner.invoke(app, ["users", "observe", "olga", str(tmp_path / "missing.wav"), *common])
+    assert r.exit_code == 2 and "error: " in r.output and isinstance(r.exception, SystemExit), r.output
+
+    # --labels: the probabilities have exactly these keys, for every file
+    r = runner.invoke(app, ["predict", "--user", "olga", *clips["sad"], "--labels", "sad,angry, happy", *common])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.output.splitlines()]
+    assert len(lines) == 2 and all(set(x["probabilities"]) == {"sad", "angry", "happy"} for x in lines)
+    assert all(x["label"] in {"sad", "angry", "happy"} for x in lines)
+    for bad, err in (("sad,smug", "smug"), (",", "at least one")):
+        r = runner.invoke(app, ["predict", "--user", "olga", clips["sad"][0], "--labels", bad, *common])
+        assert r.exit_code == 2 and "error: UnknownLabelError" in r.output and err in r.output, r.output
+
+
+def test_users_labels_set_and_clear(tmp_path, logmel_head, actor_clips):
+    db = str(tmp_path / "l.db")
+    common = ["--store", db, "--head", logmel_head]
+    clips = actor_clips["ravdess_11"]
+    assert runner.invoke(app, ["enroll", "--user", "alice", "--label", "sad", "--label", "angry", clips["sad"][0],
+                               clips["angry"][0], "--backbone", "logmel", *common]).exit_code == 0
+    r = runner.invoke(app, ["users", "labels", "alice", "sad,angry", *common])
+    assert r.exit_code == 0 and json.loads(r.output)["labels"] == ["sad", "angry"], r.output
+    r = runner.invoke(app, ["predict", "--user", "alice", clips["sad"][1], "--backbone", "logmel", *common])
+    assert set(json.loads(r.output)["probabilities"]) == {"sad", "angry"}
+    r = runner.invoke(app, ["users", "labels", "alice", "sad,smug", *common])
+    assert r.exit_code == 2 and "error: UnknownLabelError" in r.output
+    assert Personalizer.admin(db, head=logmel_head).summary("alice").labels == ("sad", "angry")   # unchanged
+    r = runner.invoke(app, ["users", "labels", "alice", "sad", "--clear", *common])
+    assert r.exit_code == 2 and "--clear" in r.output
+    r = runner.invoke(app, ["users", "labels", "alice", "--clear", *common])
+    assert r.exit_code == 0 and json.loads(r.output)["labels"] is None
+    r = runner.invoke(app, ["users", "labels", "ghost", "sad", *common])
+    assert r.exit_code == 2 and "error: UnknownUserError" in r.output

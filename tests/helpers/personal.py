@@ -45,7 +45,7 @@ def fit_head(corpus, embedder, speakers, emotions=None) -> GlobalHead:
 
     sub = corpus.filter(speakers=speakers, emotions=emotions)
     X = embedder([load_audio(r.path) for r in sub])
-    return GlobalHead.fit(X, np.array(sub.labels()), speakers=np.array([r.speaker for r in sub]), linear=True,
+    return GlobalHead.fit(X, np.array(sub.labels()), speakers=np.array([r.speaker for r in sub]), dim=64,
                           info={"backbone": "test-logmel", "corpus": corpus.name})
 
 

@@ -86,6 +86,67 @@ def test_8_threads_x_500_mixed_ops_lose_nothing(backend, tmp_path, request):
     store.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_8_threads_x_500_mixed_calls_with_observe_labels_and_tenant_lose_nothing(backend, tmp_path, request):
+    """Users and the tenant layer written at once: every labelled clip, observed clip and tenant
+    clip is counted once; label-set writes and reads never break a prediction; forget removes
+    the tenant and its users."""
+    if backend == "sqlite":
+        store = open_store(tmp_path / "mixed.db")
+    else:
+        store = open_store(request.getfixturevalue("pg_url"), schema=f"m_{uuid.uuid4().hex[:10]}")
+    p = Personalizer(_embedder, _head(), store).for_tenant("acme")
+    errors: list[BaseException] = []
+    labelled = [Counter() for _ in range(8)]
+    observed = [Counter() for _ in range(8)]
+    tenant = [Counter() for _ in range(8)]
+    barrier = threading.Barrier(8)
+
+    def worker(t: int) -> None:
+        rng = np.random.default_rng(100 + t)
+        try:
+            barrier.wait()
+            for i in range(500):
+                user = f"u{int(rng.integers(4))}"
+                x = rng.normal(size=(2, DIM)).astype(np.float32)
+                label = CLASSES[int(rng.integers(len(CLASSES)))]
+                op = i % 6
+                if op == 0:
+                    p.enroll_embeddings(user, x, [label, label])
+                    labelled[t][(user, label)] += 2
+                elif op == 1:
+                    p.observe_embeddings(user, x)
+                    observed[t][user] += 2
+                elif op == 2:
+                    p.enroll_tenant_embeddings(x, [label, label], speakers=["a", "b"])
+                    tenant[t][label] += 2
+                elif op == 3 and p.has_user(user):
+                    p.set_labels(user, None if rng.random() < 0.5 else CLASSES[:2])
+                else:
+                    ls = None if rng.random() < 0.5 else [CLASSES[0], CLASSES[3]]
+                    r = p.predict_embeddings(user, x[:1], labels=ls)[0]
+                    assert abs(sum(r.probabilities.values()) - 1) < 1e-4
+                    assert ls is None or set(r.probabilities) == set(ls)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=600)
+    assert not errors, errors[:3]
+    lab, obs, ten = sum(labelled, Counter()), sum(observed, Counter()), sum(tenant, Counter())
+    for user in [f"u{i}" for i in range(4)]:
+        s = p.summary(user)
+        assert s.counts == {c: lab[(user, c)] for c in CLASSES if lab[(user, c)]}, (user, s.counts)
+        assert s.clips == sum(s.counts.values()) + obs[user] and s.unlabelled == obs[user]
+    assert p.tenant_summary().counts == {c: ten[c] for c in CLASSES if ten[c]}
+    assert p.forget_tenant(users=True)
+    assert p.users() == [] and not p.has_tenant_profile()
+    store.close()
+
+
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np

@@ -16,8 +16,29 @@ def test_shipped_head_is_small_and_documented():
     assert path.is_file() and path.stat().st_size < 2 * 1024 * 1024
     head = GlobalHead.load(path)
     assert head.info["command"].startswith("ser-adapt train-head")
-    assert set(head.info["corpora"]) == {"ravdess", "emodb", "emovo", "urdu"}
+    assert set(head.info["corpora"]) == {"ravdess", "emodb", "emovo", "urdu", "rcebrian_es", "indianemospeech"}
     assert {"angry", "sad", "happy", "neutral"} <= set(head.classes)
+    assert head.info["recipe"]["dim"] == head.dim == 256 and head.input_dim == 1920
+    card = (path.parent / "MODEL_CARD.md").read_text()
+    for must in ("Training data", "Licences", "Recipe", "Leave one corpus out", "Limits", *head.info["corpora"]):
+        assert must in card, must
+
+
+def test_format_1_heads_still_load_but_the_personalizer_wants_format_2(tmp_path):
+    from adapt.errors import InvalidStateError
+    from adapt.personal import FusedPrototypeHead, load_head
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 8)).astype("float32"), np.array(["angry", "sad", "happy"] * 20)
+    old = FusedPrototypeHead.fit(X, y, speakers=np.repeat(["a", "b"], 30), linear=True)
+    old.save(tmp_path / "old.npz")
+    back = load_head(tmp_path / "old.npz")
+    assert isinstance(back, FusedPrototypeHead) and back.classes == ("angry", "happy", "sad")
+    assert np.allclose(back.predict_proba_global(X[:3]), old.predict_proba_global(X[:3]), atol=1e-5)
+    with pytest.raises(InvalidStateError, match="format-1"):
+        GlobalHead.load(tmp_path / "old.npz")
+    with pytest.raises(InvalidStateError, match="format-2"):
+        Personalizer(None, tmp_path / "old.npz", ":memory:")
 
 
 @pytest.fixture(scope="module")

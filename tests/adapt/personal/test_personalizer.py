@@ -162,13 +162,13 @@ def test_errors_are_specific(p, target):
 def test_labels_are_harmonized_and_embeddings_api(p, target):
     enroll, _ = target
     X = p.embed([r.path for r in enroll])
-    assert X.shape == (len(enroll), p.head.dim) and X.dtype == np.float32
+    assert X.shape == (len(enroll), p.head.input_dim) and X.dtype == np.float32
     s = p.enroll_embeddings("dana", X[:2], ["Anger", "sadness"])
     assert set(s.counts) == {"angry", "sad"}
     with pytest.raises(ValueError, match="embeddings must be"):
         p.enroll_embeddings("dana", X[:2, :5], ["angry", "sad"])
     with pytest.raises(ValueError, match="NaN"):
-        p.predict_embeddings("dana", np.full((1, p.head.dim), np.nan))
+        p.predict_embeddings("dana", np.full((1, p.head.input_dim), np.nan))
 
 
 def test_uncertain_flag_follows_the_threshold(tmp_path, target):

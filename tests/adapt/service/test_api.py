@@ -113,3 +113,89 @@ def test_bad_requests_400_404_422(env, clips):
     # an invalid user id is 400 invalid_id, as in Python and the CLI (it was a 422 from a service-only regex)
     r = client.get("/v1/users/%20x", headers=ka)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_id"
+
+
+def _predict(client, key, user, clip, labels=None):
+    return client.post(f"/v1/users/{user}/predict", files={"file": ("x.flac", clip, "audio/flac")},
+                       data=None if labels is None else {"labels": labels}, headers=H(key))
+
+
+def test_observe_folds_unlabelled_clips_into_the_profile(env, clips):
+    client, keys, p = env
+    ka = H(keys["a"])
+    before = _predict(client, keys["a"], "olga", clips["sad"][2]).json()
+    assert before["personalized"] is False
+    files = [("files", (f"{i}.flac", c, "audio/flac")) for i, c in enumerate(clips["happy"] + clips["angry"][:1])]
+    r = client.post("/v1/users/olga/observe", files=files, headers=ka)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"user": "olga", "counts": {}, "custom_emotions": [], "clips": 4, "revision": 1,
+                        "unlabelled": 4, "labels": None}
+    assert p.for_tenant("tenant-a").summary("olga").unlabelled == 4
+    after = _predict(client, keys["a"], "olga", clips["sad"][2]).json()
+    assert after["personalized"] is True and after["probabilities"] != before["probabilities"]
+    # labelled clips add to counts; the unlabelled ones stay counted apart
+    r = enroll(client, keys["a"], "olga", clips)
+    assert r.json()["counts"] == {"angry": 2, "sad": 2, "happy": 2} and r.json()["clips"] == 10
+    assert r.json()["unlabelled"] == 4
+    # a writer route with enroll's upload limits
+    assert client.post("/v1/users/olga/observe", files=files, headers=H(keys["ro"])).status_code == 403
+    r = client.post("/v1/users/olga/observe", files=[("files", ("x.txt", b"hello", "text/plain"))], headers=ka)
+    assert r.status_code == 415
+    r = client.post("/v1/users/olga/observe", files=[("files", (f"{i}.flac", clips["sad"][0], "audio/flac"))
+                                                     for i in range(9)], headers=ka)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    r = client.post("/v1/users/olga/observe", files=[("files", ("x.wav", b"RIFF garbage", "audio/wav"))], headers=ka)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_audio"
+    assert client.post("/v1/users/olga/observe", headers=ka).status_code == 422        # no files
+    assert client.get("/v1/users/olga", headers=ka).json()["clips"] == 10              # nothing else was written
+    assert client.get("/v1/users/olga", headers=H(keys["b"])).status_code == 404        # tenant B has no olga
+
+
+def test_predict_labels_restrict_the_probabilities_to_exactly_that_set(env, clips):
+    client, keys, p = env
+    assert enroll(client, keys["a"], "alice", clips).status_code == 200
+    full = _predict(client, keys["a"], "alice", clips["sad"][2]).json()
+    assert set(full["probabilities"]) == set(p.head.classes)
+    for user in ("alice", "nobody"):                                   # enrolled or not
+        r = _predict(client, keys["a"], user, clips["sad"][2], ["sad", "angry", "happy"])
+        body = r.json()
+        assert r.status_code == 200 and set(body["probabilities"]) == {"sad", "angry", "happy"}, r.text
+        assert body["label"] in {"sad", "angry", "happy"} and abs(sum(body["probabilities"].values()) - 1) < 1e-5
+    r = _predict(client, keys["a"], "alice", clips["sad"][2], ["sadness", "anger"])    # aliases harmonized
+    assert set(r.json()["probabilities"]) == {"sad", "angry"}
+    r = _predict(client, keys["a"], "alice", clips["sad"][2], ["sad", "smug"])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_label" and "smug" in r.json()["error"]["message"]
+    r = _predict(client, keys["ro"], "alice", clips["sad"][2], ["sad", "angry"])       # a read: read-only keys may
+    assert r.status_code == 200 and set(r.json()["probabilities"]) == {"sad", "angry"}
+
+
+def test_put_user_labels_sets_and_clears_the_users_label_set(env, clips):
+    client, keys, p = env
+    ka = H(keys["a"])
+    assert enroll(client, keys["a"], "alice", clips).status_code == 200
+    r = client.put("/v1/users/alice/labels", json={"labels": ["sad", "happy"]}, headers=ka)
+    assert r.status_code == 200 and r.json()["labels"] == ["sad", "happy"] and r.json()["counts"]["sad"] == 2
+    assert client.get("/v1/users/alice", headers=ka).json()["labels"] == ["sad", "happy"]
+    assert set(_predict(client, keys["a"], "alice", clips["sad"][2]).json()["probabilities"]) == {"sad", "happy"}
+    # the label set travels with an export and comes back with an import
+    exported = client.get("/v1/users/alice/export", headers=ka).json()
+    assert exported["state"]["labelset"] == ["sad", "happy"]
+    r = client.post("/v1/users/alice2/import", json=exported, headers=ka)
+    assert r.status_code == 200 and r.json()["labels"] == ["sad", "happy"]
+    assert set(_predict(client, keys["a"], "alice2", clips["sad"][2]).json()["probabilities"]) == {"sad", "happy"}
+    # refused: an unknown label (nothing changes), a user without a profile, a read-only key, a bad body
+    r = client.put("/v1/users/alice/labels", json={"labels": ["sad", "smug"]}, headers=ka)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_label" and "smug" in r.json()["error"]["message"]
+    r = client.put("/v1/users/alice/labels", json={"labels": []}, headers=ka)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_label"
+    assert client.get("/v1/users/alice", headers=ka).json()["labels"] == ["sad", "happy"]
+    r = client.put("/v1/users/ghost/labels", json={"labels": ["sad"]}, headers=ka)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_user"
+    r = client.put("/v1/users/alice/labels", json={"labels": ["sad"]}, headers=H(keys["ro"]))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert client.put("/v1/users/alice/labels", json={"labels": "sad"}, headers=ka).status_code == 422
+    assert client.put("/v1/users/alice/labels", json={"labels": ["sad"]}, headers=H(keys["b"])).status_code == 404
+    # null: back to every emotion (no tenant label set here)
+    r = client.put("/v1/users/alice/labels", json={"labels": None}, headers=ka)
+    assert r.status_code == 200 and r.json()["labels"] is None
+    assert set(_predict(client, keys["a"], "alice", clips["sad"][2]).json()["probabilities"]) == set(p.head.classes)

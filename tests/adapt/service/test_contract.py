@@ -30,12 +30,33 @@ def test_openapi_documents_response_and_error_schemas(env):
     pred = _schema(spec, "/v1/users/{user_id}/predict", "post")
     assert {"user", "label", "probabilities", "confidence", "uncertain", "personalized"} <= set(pred["properties"])
     summ = _schema(spec, "/v1/users/{user_id}", "get")
-    assert {"user", "counts", "custom_emotions", "clips", "revision"} <= set(summ["properties"])
+    assert {"user", "counts", "custom_emotions", "clips", "revision", "unlabelled", "labels"} <= set(summ["properties"])
     for path, method, model in [("/v1/users", "get", "UserList"), ("/health", "get", "Health"),
                                 ("/v1/users/{user_id}/export", "get", "ExportedProfile"),
                                 ("/v1/users/{user_id}/import", "post", "UserSummary"),
-                                ("/v1/users/{user_id}/enroll", "post", "UserSummary")]:
+                                ("/v1/users/{user_id}/enroll", "post", "UserSummary"),
+                                ("/v1/users/{user_id}/observe", "post", "UserSummary"),
+                                ("/v1/users/{user_id}/labels", "put", "UserSummary"),
+                                ("/v1/tenant", "get", "TenantSummary"),
+                                ("/v1/tenant/enroll", "post", "TenantSummary"),
+                                ("/v1/tenant/export", "get", "ExportedTenant"),
+                                ("/v1/tenant/import", "post", "TenantSummary"),
+                                ("/v1/tenant/labels", "put", "TenantSummary")]:
         assert _schema(spec, path, method) == spec["components"]["schemas"][model], path
+    tenant = spec["components"]["schemas"]["TenantSummary"]
+    assert {"tenant", "counts", "speakers", "labels", "revision"} <= set(tenant["properties"])
+    assert "labelset" in spec["components"]["schemas"]["UserStateExport"]["properties"]   # a label set is exported
+    # every write route refuses read-only keys, and says so
+    for path, method in [("/v1/users/{user_id}/observe", "post"), ("/v1/users/{user_id}/labels", "put"),
+                         ("/v1/tenant", "delete"), ("/v1/tenant/enroll", "post"), ("/v1/tenant/import", "post"),
+                         ("/v1/tenant/labels", "put")]:
+        assert "403" in spec["paths"][path][method]["responses"], (path, method)
+    assert "409" in spec["paths"]["/v1/tenant/import"]["post"]["responses"]
+    assert {p["name"] for p in spec["paths"]["/v1/tenant"]["delete"]["parameters"]} == {"users"}
+    # predict takes an optional repeated "labels" form field next to the file
+    form = spec["paths"]["/v1/users/{user_id}/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    body = spec["components"]["schemas"][form["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert body["required"] == ["file"] and "labels" in body["properties"]
     # errors are documented with their real body (not FastAPI's default 422 shape)
     assert "error" in _schema(spec, "/v1/users/{user_id}/predict", "post", "422")["properties"]
     assert "409" in spec["paths"]["/v1/users/{user_id}/import"]["post"]["responses"]

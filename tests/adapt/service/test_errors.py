@@ -29,6 +29,10 @@ def unknown_user(client, keys, p, clips):
     return client.get("/v1/users/ghost", headers=H(keys["a"]))
 
 
+def unknown_tenant(client, keys, p, clips):
+    return client.get("/v1/tenant", headers=H(keys["a"]))        # this tenant has no tenant profile
+
+
 def label_exists(client, keys, p, clips):
     return _emotion(client, keys["a"], "u", "sad", clips["happy"][:2])   # "sad" is a global emotion
 
@@ -84,7 +88,7 @@ def store_unavailable(client, keys, p, clips):
 
 
 TRIGGERS = {
-    E.UnknownUserError: unknown_user, E.LabelExistsError: label_exists, E.ProfileExistsError: profile_exists,
+    E.UnknownUserError: unknown_user, E.UnknownTenantError: unknown_tenant, E.LabelExistsError: label_exists, E.ProfileExistsError: profile_exists,
     E.TooManyEmotionsError: too_many_emotions, E.UnknownLabelError: unknown_label, E.TooFewClipsError: too_few_clips,
     E.LengthMismatchError: length_mismatch, E.InvalidIdError: invalid_id, E.InvalidStateError: invalid_state,
     E.TooLongAudioError: clip_too_long, E.AudioError: bad_audio, E.ProfileStoreError: store_unavailable,

@@ -46,4 +46,6 @@ def test_no_server_errors(api_schema):
 
         run()
         ran.append(f"{op.method.upper()} {op.path}")
-    assert len(ran) >= 11 and "POST /v1/users/{user_id}/import" in ran, ran
+    assert len(ran) >= 19 and "POST /v1/users/{user_id}/import" in ran, ran
+    assert {"POST /v1/tenant/import", "POST /v1/tenant/enroll", "PUT /v1/tenant/labels", "DELETE /v1/tenant",
+            "POST /v1/users/{user_id}/observe", "PUT /v1/users/{user_id}/labels"} <= set(ran), ran
