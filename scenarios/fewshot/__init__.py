@@ -3,6 +3,8 @@
 * ``recipes`` — ``make_recipe("linear-ft+norm")``, ``RECIPES``, ``RecipeConfig``.
 * ``protocols`` — ``personalization``, ``new_corpus``, ``new_emotion``.
 * ``selection`` — ``select_by_corpus_cv`` (leave-one-*training*-corpus-out).
+* ``transfer`` — alternatives to the LDA global head for unenrolled users (logistic, MLP, DANN,
+  group DRO, mixup) on the same features, for ``benchmarks.transfer``.
 * ``unseen`` — the ``Personalizer`` on corpora it never saw (leave one corpus out: ``loco_scores``,
   ``within_corpus_ceiling``, ``select_on_training_corpora``).
 * ``report`` — ``FewShotRow``, ``rows_to_markdown``.
