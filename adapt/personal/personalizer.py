@@ -439,8 +439,15 @@ class Personalizer:
         call_labels = None if labels is None else _labelset(labels)
         st = self._state(user)
         tenant = self._tenant_state()
-        chosen = (call_labels or (st.labelset if st is not None else None)
-                  or (tenant.labelset if tenant is not None else None) or self.config.labels)
+        chosen = call_labels
+        if chosen is None:
+            stored = ((st.labelset if st is not None else None) or (tenant.labelset if tenant is not None else None)
+                      or self.config.labels)
+            if stored is not None:
+                # a stored set may name an emotion that has gone since (a forgotten tenant's own
+                # emotion): score what is still available rather than fail every prediction
+                available = set(self.head.available_classes(st, tenant))
+                chosen = tuple(c for c in stored if c in available) or None
         classes, P = self.head.predict_proba(X, st, tenant, chosen)
         personal = st is not None
         out = []

@@ -111,6 +111,14 @@ def test_label_sets_call_over_user_over_tenant_over_config(loco):
     with pytest.raises(UnknownLabelError):
         Personalizer(None, head, ":memory:", config=PersonalizerConfig(labels=("angry", "contempt")))
     assert p.summary("u").labels is None                  # failed calls changed nothing
+    # a stored label set naming a tenant's own emotion degrades to what is left once the tenant goes
+    p.enroll_tenant_embeddings(X[:4], ["sarcastic"] * 4, new_emotions=["sarcastic"])
+    p.set_labels("u", ["angry", "sarcastic"])
+    assert set(p.predict_embeddings("u", X[:1])[0].probabilities) == {"angry", "sarcastic"}
+    p.forget_tenant()
+    assert set(p.predict_embeddings("u", X[:1])[0].probabilities) == {"angry"}
+    with pytest.raises(UnknownLabelError):
+        p.predict_embeddings("u", X[:1], labels=["sarcastic"])     # an explicit set is never trimmed
 
 
 def test_tenant_profile_enroll_export_import_tamper_and_forget(loco, tmp_path):
