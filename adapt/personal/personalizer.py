@@ -330,7 +330,8 @@ class Personalizer:
                new_label: str | None = None) -> UserSummary:
         """Fold ``X``/``labels`` into the user's state inside one store transaction."""
         out: list[UserState] = []
-        tenant = self._tenant_state()
+        # the tenant's emotions matter only to a label check: observed clips (no label) skip the read
+        tenant = self._tenant_state() if labels or new_label is not None else None
 
         def fn(old: Optional[bytes]) -> bytes:
             if old is None and not create:
