@@ -38,7 +38,8 @@ DEFAULT_MIN_SECONDS = 0.25
 DEFAULT_MAX_SECONDS = 600.0
 #: peak absolute amplitude under which a clip counts as silent (about -80 dBFS)
 SILENCE_PEAK = 1e-4
-_MIN_RATE, _MAX_RATE = 1_000, 768_000
+#: accepted sample rates (arrays and file headers); 384 kHz is the highest rate audio interfaces record at
+_MIN_RATE, _MAX_RATE = 1_000, 384_000
 _MAX_CHANNELS = 16
 # torchaudio's windowed-sinc kernel has (new/g) x (orig/g) taps (g = gcd of the rates): fine for
 # 44.1k/48k/22.05k/8k, but a rate like 7919 Hz would build a 16000 x 7919 kernel and take seconds.
@@ -114,28 +115,55 @@ def _open(source: object) -> tuple[object, str]:
 
 
 def _decode(source: object, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """Decode a file-like source to ``(channels, time)`` float32 and its rate."""
+    """Decode a file-like source to mono ``(1, time)`` float32 at its own rate, in bounded blocks.
+
+    The header (rate, channels, frames) is checked before anything is decoded: absurd rates and
+    channel counts are refused, and so are files whose header says they are too long. The payload
+    is then read one second at a time and each block is downmixed at once, so peak memory is one
+    block of all channels plus the mono signal - never the whole multichannel file (an 8-channel
+    655 kHz FLAC of 29 s would otherwise decode to ~1.2 GB). A stream longer than its header says
+    stops at ``max_seconds``. soundfile's own ``blocks`` reader is not used because it cannot stop
+    early on a lying header nor downmix per block."""
     import soundfile as sf
 
     data_source, what = _open(source)
     try:
-        info = sf.info(data_source)
+        f = sf.SoundFile(data_source)
     except Exception as err:  # noqa: BLE001 - libsndfile raises several types; all mean "not audio"
         raise UnreadableAudioError(f"cannot decode audio from {what}: {_sf_reason(err)}") from None
-    if isinstance(data_source, io.BytesIO):
-        data_source.seek(0)
-    # reject over-long files from the header, before decoding an hour of audio into memory
-    if max_seconds is not None and info.samplerate > 0 and info.frames > 0:
-        header_seconds = info.frames / info.samplerate
-        if header_seconds > max_seconds:
+    with f:
+        rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+        if not _MIN_RATE <= rate <= _MAX_RATE:
+            raise SampleRateError(f"the header of {what} gives a sample rate of {rate} Hz, outside "
+                                  f"[{_MIN_RATE}, {_MAX_RATE}] Hz")
+        if not 1 <= channels <= _MAX_CHANNELS:
+            raise AudioShapeError(f"the header of {what} gives {channels} channels; at most {_MAX_CHANNELS} are accepted")
+        # reject over-long files from the header, before decoding an hour of audio into memory
+        if max_seconds is not None and frames > 0 and frames / rate > max_seconds:
             raise TooLongAudioError(
-                f"clip is {header_seconds:.1f} s long, longer than the maximum {max_seconds} s ({what})"
+                f"clip is {frames / rate:.1f} s long, longer than the maximum {max_seconds} s ({what})"
             )
-    try:
-        data, rate = sf.read(data_source, dtype="float32", always_2d=True)
-    except Exception as err:  # noqa: BLE001 - truncated or corrupt payload behind a valid header
-        raise UnreadableAudioError(f"cannot decode audio from {what}: {_sf_reason(err)}") from None
-    return np.ascontiguousarray(data.T), int(rate)
+        limit = None if max_seconds is None else int(math.floor(max_seconds * rate)) + 1
+        size = frames if 0 < frames and (limit is None or frames <= limit) else rate
+        mono = np.empty(size, np.float32)
+        n = 0
+        while True:
+            try:
+                block = f.read(rate, dtype="float32", always_2d=True)
+            except Exception as err:  # noqa: BLE001 - truncated or corrupt payload behind a valid header
+                raise UnreadableAudioError(f"cannot decode audio from {what}: {_sf_reason(err)}") from None
+            if len(block) == 0:
+                break
+            if not np.isfinite(block).all():
+                raise NonFiniteAudioError(f"audio holds non-finite (NaN/inf) samples ({what})")
+            if limit is not None and n + len(block) > limit:
+                raise TooLongAudioError(f"clip is longer than the maximum {max_seconds} s ({what}; "
+                                        f"the stream holds more samples than its header says)")
+            if n + len(block) > len(mono):
+                mono = np.resize(mono, max(2 * len(mono), n + len(block)))
+            mono[n:n + len(block)] = block[:, 0] if channels == 1 else block.mean(axis=1, dtype=np.float64)
+            n += len(block)
+    return mono[None, :n], rate
 
 
 def _to_numpy(array: object) -> np.ndarray:
@@ -239,7 +267,11 @@ def load_audio(
         target_sr: output rate (16 kHz, what every backbone expects).
         min_seconds: shorter clips raise ``TooShortAudioError``.
         max_seconds: longer clips raise ``TooLongAudioError`` (``None``: no limit). Files are checked
-            from their header, before decoding.
+            from their header, before decoding, and again while decoding (a header may lie).
+
+    Files are decoded one second at a time and downmixed block by block, so the memory a file can
+    cost is bounded by its accepted duration at its (mono) rate, whatever its channel count;
+    rates outside [1 kHz, 384 kHz] and more than 16 channels are refused from the header.
 
     Returns:
         ``Waveform`` with float32 mono samples ``(time,)`` at ``target_sr``; ``is_silent`` when the
@@ -277,13 +309,9 @@ def load_audio(
         described = f"array of shape {tuple(data.shape)}"
     else:
         data, rate = _decode(source, max_seconds)
-        rate = _check_rate(rate, f"sample rate of {_describe(source)}")
         described = _describe(source)
         if data.shape[-1] == 0:
             raise EmptyAudioError(f"empty audio: 0 samples in {described}")
-        if not np.isfinite(data).all():
-            bad = int((~np.isfinite(data)).sum())
-            raise NonFiniteAudioError(f"audio holds {bad} non-finite (NaN/inf) samples ({described})")
     duration = data.shape[-1] / rate
     if duration < min_seconds:
         raise TooShortAudioError(

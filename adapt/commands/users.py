@@ -1,7 +1,8 @@
 """``ser-adapt enroll`` / ``predict`` and ``ser-adapt users ...``: personalization from the shell.
 
 ``predict --labels angry,sad`` scores only those emotions; ``users observe`` folds unlabelled clips
-into a user's normalization statistics; ``users labels`` sets a user's label set.
+into a user's normalization statistics; ``users labels`` sets a user's label set; ``users purge``
+rewrites the store so no deleted profile is left in free pages or journals.
 
 Every command goes through ``adapt.Personalizer`` (``Personalizer.admin`` when no model is needed),
 so the shell, Python and HTTP share the same rules and the same export format. Uses the embedded
@@ -22,7 +23,8 @@ tenant_opt = typer.Option("default", "--tenant", help="tenant namespace in the s
 backbone_opt = typer.Option(None, "--backbone", help="backbone name (default: the offline default)")
 head_opt = typer.Option(None, "--head", help="global head file, .npz or .json (default: the shipped one)")
 
-users = typer.Typer(help="List, observe, label, export, import and forget user profiles.", no_args_is_help=True)
+users = typer.Typer(help="List, observe, label, export, import, forget and purge user profiles.",
+                    no_args_is_help=True)
 
 
 @cli_errors
@@ -96,6 +98,17 @@ def forget(user: str = typer.Argument(...), tenant: str = tenant_opt, store: str
         typer.echo(f"error: no profile for user {user!r} in tenant {tenant!r}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"forgot {user}")
+
+
+@users.command("purge")
+@cli_errors
+def purge(store: str = store_option()) -> None:
+    """Rewrite the whole store so nothing of forgotten users is left in free pages or journals
+    (SQLite: VACUUM + empty WAL; PostgreSQL: VACUUM FULL + CHECKPOINT). Locks writers out while it runs."""
+    from ._shared import open_cli_store
+
+    with open_cli_store(store) as s:
+        typer.echo(json.dumps(s.purge()))
 
 
 @users.command("export")

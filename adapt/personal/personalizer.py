@@ -38,6 +38,7 @@ from ..errors import (AudioError, EmbeddingShapeError, InvalidStateError, LabelE
                       UnknownUserError)
 from ..labels import check_label
 from ..store import ProfileStore, check_tenant, check_user, open_store
+from .bounds import MAX_ABS_VALUE
 from .global_head import GlobalHead, load_head
 from .tenant_state import TenantState
 from .user_state import UserState
@@ -69,7 +70,7 @@ class PersonalizerConfig:
     tenant: namespace in the store. uncertain_below: a prediction whose confidence (top
     probability) is below this is flagged ``uncertain``. min_enroll_clips / min_new_emotion_clips:
     fewer clips raise ``TooFewClipsError``. min_clip_s / max_clip_s: accepted clip durations.
-    max_user_emotions: cap on a user's own classes. labels: the application's default label set
+    max_user_emotions / max_tenant_emotions: caps on a user's and a tenant's own classes. labels: the application's default label set
     (None: every emotion the head, tenant and user know). adapt_on_predict: fold every predicted
     clip into the user's normalization statistics (as ``observe`` does), creating the profile
     of a user never seen. The per-user shrinkage lives in the head (``GlobalHead.shrinkage``):
@@ -83,6 +84,7 @@ class PersonalizerConfig:
     min_clip_s: float = 0.25
     max_clip_s: float = 30.0
     max_user_emotions: int = 16
+    max_tenant_emotions: int = 32
     labels: Optional[tuple[str, ...]] = None
     adapt_on_predict: bool = False
 
@@ -90,7 +92,7 @@ class PersonalizerConfig:
         check_tenant(self.tenant)
         if not 0.0 <= self.uncertain_below <= 1.0:
             raise ValueError(f"uncertain_below must be in [0, 1], got {self.uncertain_below}")
-        for name in ("min_enroll_clips", "min_new_emotion_clips", "max_user_emotions"):
+        for name in ("min_enroll_clips", "min_new_emotion_clips", "max_user_emotions", "max_tenant_emotions"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -318,6 +320,9 @@ class Personalizer:
             raise TooFewClipsError("no clips given")
         if not np.isfinite(X).all():
             raise EmbeddingShapeError("embeddings contain NaN or infinity")
+        if np.abs(X).max() > MAX_ABS_VALUE:   # finite, but their squares would overflow the moments
+            raise EmbeddingShapeError(f"embeddings hold values beyond +-{MAX_ABS_VALUE:g}; no encoder produces "
+                                      f"those (adapt.personal.bounds)")
         if n_labels is not None and len(X) != n_labels:
             raise LengthMismatchError(f"{len(X)} clips but {n_labels} labels")
         return X
@@ -563,6 +568,7 @@ class Personalizer:
                                         f"new_emotions=...)")
             for inc in increments:
                 t = t.add_speaker(*inc)
+            self._check_tenant_emotions(t.labels, "tenant")
             out.append(t)
             return t.to_bytes()
 
@@ -614,6 +620,7 @@ class Personalizer:
         for name in t.labels:
             if _label_or_none(name) != name:
                 raise InvalidStateError(f"exported tenant profile has an invalid emotion {name!r}")
+        self._check_tenant_emotions(t.labels, "exported tenant profile")
         if t.labelset is not None:
             self._check_available(t.labelset, self.head.available_classes(None, t), "the exported label set")
 
@@ -663,6 +670,12 @@ class Personalizer:
         if len(custom) > self.config.max_user_emotions:
             raise TooManyEmotionsError(f"exported profile has {len(custom)} own emotions "
                                        f"(max_user_emotions={self.config.max_user_emotions})")
+
+    def _check_tenant_emotions(self, labels: Sequence[str], what: str) -> None:
+        own = [c for c in labels if c not in self.head.classes]
+        if len(own) > self.config.max_tenant_emotions:
+            raise TooManyEmotionsError(f"{what} has {len(own)} emotions of its own "
+                                       f"(max_tenant_emotions={self.config.max_tenant_emotions})")
 
     def _summary(self, user: str, st: UserState, revision: int | None = None) -> UserSummary:
         counts = {c: int(n) for c, n in zip(st.labels, st.counts)}

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InvalidStateError
+from .bounds import MAX_ABS_VALUE, check_counts, check_labels_field, check_magnitude, check_total
 
 __all__ = ["TenantState", "TENANT_FORMAT"]
 
@@ -152,5 +153,15 @@ class TenantState:
                 raise InvalidStateError("tenant state holds NaN or infinity")
         if (counts < 0).any() or n_spk < 0 or (vs < 0).any():
             raise InvalidStateError("tenant state holds negative counts or variances")
+        # plausibility (adapt.personal.bounds): values that are finite but would overflow later
+        what = "tenant state"
+        check_counts(counts, what)
+        check_total(n_spk, what, "speaker count")
+        check_labels_field(labels, what)
+        if ls is not None:
+            check_labels_field(ls, f"{what} (label set)")
+        check_magnitude(hs / np.maximum(counts, 1)[:, None], f"{what} (class means)")
+        check_magnitude(cs / max(n_spk, 1), f"{what} (speaker centres)")
+        check_magnitude(vs / max(n_spk, 1), f"{what} (speaker variances)", MAX_ABS_VALUE**2)
         return cls(dim=dim, hdim=hdim, n_speakers=n_spk, centre_sum=cs, var_sum=vs, labels=labels, counts=counts,
                    head_sums=hs, labelset=None if ls is None else tuple(ls))

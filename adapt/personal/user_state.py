@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import InvalidStateError
 from ..normalization import shrink_to_global
 from ..stats import ClassSums, RunningMoments
+from .bounds import MAX_ABS_VALUE, check_counts, check_labels_field, check_magnitude, check_total
 
 __all__ = ["UserState", "STATE_FORMAT"]
 
@@ -161,7 +162,7 @@ class UserState:
         try:
             dim, labels = int(d["dim"]), tuple(str(x) for x in d["labels"])
             counts = np.asarray(d["counts"], np.float64)
-            sums = np.asarray(d["sums"], np.float32).reshape(len(labels), dim)
+            sums = np.asarray(d["sums"], np.float64).reshape(len(labels), dim)   # float32 once checked
             mean, m2 = np.asarray(d["mean"], np.float64), np.asarray(d["m2"], np.float64)
             n = int(d["n"])
             custom = d.get("custom", [])
@@ -180,9 +181,20 @@ class UserState:
                 raise InvalidStateError("user state holds NaN or infinity")
         if (counts < 0).any() or n < 0 or (m2 < 0).any():
             raise InvalidStateError("user state holds negative counts or variances")
+        # plausibility (adapt.personal.bounds): values that are finite but would overflow later
+        what = "user state"
+        check_counts(counts, what)
+        check_total(n, what)
+        check_labels_field(labels, what)
+        check_labels_field(custom, f"{what} (own emotions)")
+        if labelset is not None:
+            check_labels_field(labelset, f"{what} (label set)")
+        check_magnitude(sums / np.maximum(counts, 1)[:, None], f"{what} (class means)")
+        check_magnitude(mean, f"{what} (mean)")
+        check_magnitude(m2 / max(n, 1), f"{what} (variance)", MAX_ABS_VALUE**2)
         if not set(custom) <= set(labels):
             raise InvalidStateError(f"user state names own emotions {sorted(set(custom) - set(labels))} it has no clips of")
         if n < int(round(float(counts.sum()))):
             raise InvalidStateError(f"user state counts {int(counts.sum())} labelled clips but only {n} clips")
-        return cls(dim=dim, labels=labels, counts=counts, sums=sums, custom=tuple(custom),
+        return cls(dim=dim, labels=labels, counts=counts, sums=sums.astype(np.float32), custom=tuple(custom),
                    n=n, mean=mean, m2=m2, labelset=None if labelset is None else tuple(labelset))

@@ -29,11 +29,22 @@ def create_app(personalizer, *, limits: ServiceLimits | None = None, title: str 
     from .. import __version__
     from . import errors, metrics, routes
 
-    app = FastAPI(title=title, version=__version__, description=DESCRIPTION)
+    from starlette.formparsers import MultiPartParser
+
+    from .guard import Guard
+
+    limits = limits or ServiceLimits()
+    # Audio is never stored, not even in a temp file: Starlette spools a multipart file part of
+    # more than ``spool_max_size`` (1 MiB) to disk, and offers no per-request setting, so the
+    # class attribute is raised to the body limit: an upload stays in memory, bounded by it.
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limits.max_request_bytes + 1)
+    app = FastAPI(title=title, version=__version__, description=DESCRIPTION,
+                  form_limits={"max_files": limits.max_files})
     app.state.personalizer = personalizer
-    app.state.limits = limits or ServiceLimits()
+    app.state.limits = limits
     app.state.metrics = metrics.Metrics()
-    app.add_middleware(BodyLimit, max_bytes=app.state.limits.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
+    app.add_middleware(Guard, limits=limits, store=personalizer.store, routes=routes.router.routes)   # 401/429/503 before the body
     app.middleware("http")(metrics.observe_requests)
     errors.install(app)  # handlers, and the last-resort 500 as the outermost middleware
     app.include_router(routes.router)

@@ -29,7 +29,13 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def tenant_key(request: Request, cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)],
                xkey: Annotated[Optional[str], Depends(_header)]) -> ApiKey:
-    """The live key record of the presented key; 401 when there is none or it is unknown/revoked."""
+    """The live key record of the presented key; 401 when there is none or it is unknown/revoked.
+
+    ``adapt.service.guard.Guard`` has already authenticated every ``/v1`` request from its headers
+    (before the body was read); its record is reused, so the store is asked once per request."""
+    checked = (request.scope.get("state") or {}).get("api_key")
+    if checked is not None:
+        return checked
     presented = cred.credentials if cred is not None else xkey
     if not presented:
         raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",

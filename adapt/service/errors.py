@@ -48,7 +48,8 @@ ERROR_TABLE: dict[type[SerAdaptError], tuple[int, str]] = {
 
 #: error codes of the framework's own HTTP errors (auth, limits, routing)
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-              409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "unprocessable"}
+              409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "unprocessable",
+              429: "rate_limited", 503: "overloaded"}
 
 INTERNAL = (500, "internal", "internal error")
 
@@ -84,7 +85,13 @@ async def _ser_adapt_error(request, exc: SerAdaptError):
 
 
 async def _http_error(request, exc):
-    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"), str(exc.detail),
+    detail = str(exc.detail)
+    if exc.status_code == 400 and detail.startswith("Too many files"):
+        # Starlette's multipart parser stops at ServiceLimits.max_files (set as FastAPI's form
+        # limit) with a 400; the documented answer to too many files is 413
+        return error_response(413, "too_large", f"more files than the limit of "
+                              f"{request.app.state.limits.max_files} per request")
+    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"), detail,
                           headers=getattr(exc, "headers", None))
 
 

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from .errors import error_response
 
@@ -30,18 +30,27 @@ AUDIO_CONTENT_TYPES = (
 
 @dataclass(frozen=True)
 class ServiceLimits:
-    """Request limits: the whole body, each audio file, files per request, accepted content types."""
+    """Request limits: the whole body, each audio file, files per request, accepted content types,
+    concurrent audio requests, and the per-tenant request rate."""
 
     max_request_bytes: int = 20 * 1024 * 1024
     max_file_bytes: int = 10 * 1024 * 1024
     max_files: int = 64
     content_types: tuple[str, ...] = AUDIO_CONTENT_TYPES
+    #: audio requests processed at once; one more gets 503 ``overloaded`` (``adapt.service.guard``)
+    max_inflight: int = 8
+    #: per-tenant request rate (token bucket; ``None``: unlimited) and burst; over it: 429
+    tenant_rate_per_s: Optional[float] = 50.0
+    tenant_burst: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("max_request_bytes", "max_file_bytes", "max_files"):
+        for name in ("max_request_bytes", "max_file_bytes", "max_files", "max_inflight", "tenant_burst"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        r = self.tenant_rate_per_s
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 0):
+            raise ValueError(f"tenant_rate_per_s must be a positive number or None, got {r!r}")
 
 
 class BodyLimit:

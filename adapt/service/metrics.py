@@ -1,7 +1,9 @@
 """Request counters of the HTTP service, rendered in the Prometheus text format (``GET /metrics``).
 
 Counts and latency sums are kept per method, route template and status: the template
-(``/v1/users/{user_id}``), never the concrete path, so no user id reaches the metrics.
+(``/v1/users/{user_id}``), never the concrete path, so no user id reaches the metrics; a method
+outside the standard ones is counted as ``OTHER``, so the number of series stays bounded whatever
+clients send (methods x routes x statuses).
 
 Example:
     >>> m = Metrics()
@@ -15,7 +17,10 @@ import threading
 import time
 from collections import defaultdict
 
-__all__ = ["Metrics", "observe_requests", "route_of"]
+__all__ = ["Metrics", "observe_requests", "route_of", "METHODS"]
+
+#: methods counted under their own name; anything else is ``OTHER``
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -28,6 +33,7 @@ class Metrics:
         self.started = time.time()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in METHODS else "OTHER"
         with self._lock:
             self.count[(method, route, status)] += 1
             self.seconds[(method, route)] += seconds

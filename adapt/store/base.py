@@ -126,16 +126,16 @@ class ProfileStore:
                         (bytes(new), time.time(), int(rev) + 1, *key))
             return int(rev) + 1
 
-    def _scrub(self) -> None:
+    def _scrub(self, table: str) -> None:
         """Called after a delete: a back end removes what its files still hold of deleted rows
-        (SQLite: truncates the WAL). Default: nothing to do."""
+        (SQLite: truncates the WAL; PostgreSQL: vacuums the table). Default: nothing to do."""
 
     def delete(self, tenant: str, user: str) -> bool:
         """Remove every trace of the user in this tenant; ``False`` if there was none."""
         gone = self._write("DELETE FROM profiles WHERE tenant=? AND user_id=? AND revision > 0",
                            (check_tenant(tenant), check_user(user))) > 0
         if gone:
-            self._scrub()
+            self._scrub("profiles")
         return gone
 
     def list_users(self, tenant: str, *, limit: int = 1000, offset: int = 0) -> list[str]:
@@ -168,42 +168,92 @@ class ProfileStore:
         """Remove every user profile of ``tenant`` (its tenant profile stays); returns how many."""
         n = self._write("DELETE FROM profiles WHERE tenant=? AND revision > 0", (check_tenant(tenant),))
         if n:
-            self._scrub()
+            self._scrub("profiles")
         return n
 
     def delete_tenant(self, tenant: str) -> bool:
         """Remove the tenant-level state (its users' profiles stay); ``False`` if there was none."""
         gone = self._write("DELETE FROM tenant_profiles WHERE tenant=? AND revision > 0", (check_tenant(tenant),)) > 0
         if gone:
-            self._scrub()
+            self._scrub("tenant_profiles")
         return gone
 
     # -- API keys ---------------------------------------------------------------------------
-    def create_key(self, tenant: str, *, read_only: bool = False) -> str:
-        """Create an API key for ``tenant``; the full key is returned once and stored only hashed."""
+    _KEY_COLS = "key_id, tenant, read_only, created_at, revoked, expires_at"
+
+    @staticmethod
+    def _key(row: tuple) -> ApiKey:
+        return ApiKey(row[0], row[1], bool(row[2]), float(row[3]), bool(row[4]),
+                      None if row[5] is None else float(row[5]))
+
+    @staticmethod
+    def _check_seconds(value: Optional[float], what: str) -> Optional[float]:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e10:
+            raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
+        return float(value)
+
+    def create_key(self, tenant: str, *, read_only: bool = False, expires_in_s: Optional[float] = None) -> str:
+        """Create an API key for ``tenant``; the full key is returned once and stored only hashed.
+
+        ``expires_in_s``: the key stops authenticating after this many seconds (``None``: never)."""
         check_tenant(tenant)
+        ttl = self._check_seconds(expires_in_s, "expires_in_s")
         key, key_id = new_key()
-        self._write("INSERT INTO api_keys(key_id, tenant, key_hash, read_only, created_at) VALUES (?,?,?,?,?)",
-                    (key_id, tenant, hash_key(key), int(read_only), time.time()))
+        now = time.time()
+        self._write("INSERT INTO api_keys(key_id, tenant, key_hash, read_only, created_at, expires_at) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (key_id, tenant, hash_key(key), int(read_only), now, None if ttl is None else now + ttl))
         return key
 
     def authenticate(self, key: str) -> Optional[ApiKey]:
-        """The live key record for a presented key, or ``None`` (malformed, unknown or revoked)."""
+        """The live key record for a presented key, or ``None`` (malformed, unknown, revoked or expired)."""
         if parse_key(key) is None:
             return None
-        row = self._one("SELECT key_id, tenant, read_only, created_at, revoked FROM api_keys WHERE key_hash=?",
-                        (hash_key(key),))
-        rec = None if row is None else ApiKey(row[0], row[1], bool(row[2]), float(row[3]), bool(row[4]))
-        return None if rec is None or rec.revoked else rec
+        row = self._one(f"SELECT {self._KEY_COLS} FROM api_keys WHERE key_hash=?", (hash_key(key),))
+        rec = None if row is None else self._key(row)
+        return rec if rec is not None and rec.live else None
+
+    def get_key(self, key_id: str) -> Optional[ApiKey]:
+        """The record of one key (live or not), or ``None``."""
+        row = self._one(f"SELECT {self._KEY_COLS} FROM api_keys WHERE key_id=?", (key_id,))
+        return None if row is None else self._key(row)
 
     def list_keys(self, tenant: Optional[str] = None) -> list[ApiKey]:
-        sql = "SELECT key_id, tenant, read_only, created_at, revoked FROM api_keys"
+        sql = f"SELECT {self._KEY_COLS} FROM api_keys"
         rows = (self._all(sql + " ORDER BY created_at") if tenant is None else
                 self._all(sql + " WHERE tenant=? ORDER BY created_at", (check_tenant(tenant),)))
-        return [ApiKey(r[0], r[1], bool(r[2]), float(r[3]), bool(r[4])) for r in rows]
+        return [self._key(r) for r in rows]
 
     def revoke_key(self, key_id: str) -> bool:
         return self._write("UPDATE api_keys SET revoked=1 WHERE key_id=? AND revoked=0", (key_id,)) > 0
+
+    def rotate_key(self, key_id: str, *, grace_s: float = 3600.0, expires_in_s: Optional[float] = None) -> str:
+        """A new key for the same tenant and rights as ``key_id``; the old key keeps working for
+        ``grace_s`` seconds (or until its own, earlier expiry), then stops. Returns the new key.
+
+        ``KeyError`` for an unknown key id; ``ValueError`` for a revoked or expired one."""
+        grace = self._check_seconds(grace_s, "grace_s")
+        old = self.get_key(key_id)
+        if old is None:
+            raise KeyError(f"no API key {key_id!r}")
+        if not old.live:
+            raise ValueError(f"API key {key_id} is {'revoked' if old.revoked else 'expired'}; create a new one")
+        new = self.create_key(old.tenant, read_only=old.read_only, expires_in_s=expires_in_s)
+        until = time.time() + grace
+        if old.expires_at is not None:
+            until = min(until, old.expires_at)
+        self._write("UPDATE api_keys SET expires_at=? WHERE key_id=?", (until, key_id))
+        return new
+
+    # -- forgetting for good ----------------------------------------------------------------
+    def purge(self) -> dict[str, Any]:
+        """Rewrite the store so no free page, old row version or journal still holds deleted
+        profiles (SQLite: ``VACUUM`` and a truncated WAL; PostgreSQL: ``VACUUM FULL`` and a
+        checkpoint). Slow on a big store and it locks writers out meanwhile: run it in a quiet
+        period (``ser-adapt users purge``). Returns what was done."""
+        raise NotImplementedError
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> "ProfileStore":

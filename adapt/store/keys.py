@@ -18,7 +18,7 @@ from typing import Optional
 
 __all__ = ["ApiKey", "hash_key", "new_key", "parse_key"]
 
-_KEY_RE = re.compile(r"^sa_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_KEY_RE = re.compile(r"sa_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 
 
 def hash_key(key: str) -> str:
@@ -36,16 +36,31 @@ def parse_key(key: object) -> Optional[str]:
     """The key id of a well-formed key, else ``None``."""
     if not isinstance(key, str):
         return None
-    m = _KEY_RE.match(key)
+    m = _KEY_RE.fullmatch(key)
     return m.group(1) if m else None
 
 
 @dataclass(frozen=True)
 class ApiKey:
-    """A stored key's public facts (the secret itself is never stored)."""
+    """A stored key's public facts (the secret itself is never stored).
+
+    ``expires_at`` (Unix time) is ``None`` for a key that never expires; a rotated key keeps
+    working until the end of its grace period."""
 
     key_id: str
     tenant: str
     read_only: bool
     created_at: float
     revoked: bool
+    expires_at: Optional[float] = None
+
+    def expired(self, now: Optional[float] = None) -> bool:
+        """Whether the key is past its expiry time."""
+        import time
+
+        return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
+
+    @property
+    def live(self) -> bool:
+        """Neither revoked nor expired: the key authenticates."""
+        return not self.revoked and not self.expired()

@@ -13,10 +13,11 @@ from ..errors import ProfileStoreError
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "apply_migrations"]
 
 #: Latest schema; ``MIGRATIONS[v]`` upgrades a store from ``v - 1`` to ``v``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # v1: profiles only. v2: revision counter per profile and hashed API keys per tenant.
 # v3: one tenant-level profile per tenant (the deployment layer between the global head and users).
+# v4: API keys may expire (rotation keeps the old key alive for a grace period).
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE TABLE IF NOT EXISTS profiles (tenant TEXT NOT NULL, user_id TEXT NOT NULL, "
@@ -32,6 +33,9 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [
         "CREATE TABLE IF NOT EXISTS tenant_profiles (tenant TEXT PRIMARY KEY, state {blob} NOT NULL, "
         "updated_at DOUBLE PRECISION NOT NULL, revision BIGINT NOT NULL DEFAULT 0)",
+    ],
+    4: [
+        "ALTER TABLE api_keys ADD COLUMN expires_at DOUBLE PRECISION",
     ],
 }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..errors import ProfileStoreError
 from .base import ProfileStore
@@ -20,7 +20,7 @@ from .migrations import apply_migrations
 
 __all__ = ["PostgresStore"]
 
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIGRATION_LOCK = 0x5E3ADA97  # advisory lock id: replicas opening a fresh store migrate one at a time
 
 
@@ -46,7 +46,7 @@ class PostgresStore(ProfileStore):
     _lock_clause = " FOR UPDATE"
 
     def __init__(self, url: str, *, schema: str = "public", connect_timeout_s: float = 10.0):
-        if not _SCHEMA_RE.match(schema):
+        if not _SCHEMA_RE.fullmatch(schema):
             raise ValueError(f"invalid schema name {schema!r}: lower-case letters, digits and _")
         self.url = url
         self._schema = schema
@@ -95,6 +95,38 @@ class PostgresStore(ProfileStore):
                 self._local.conn = None  # a broken connection: reconnect next time
                 raise ProfileStoreError(f"PostgreSQL store error: {exc}") from None
             raise
+
+    def _autocommit(self, statements: list[str]) -> list[str]:
+        """Run maintenance statements that cannot run inside a transaction (VACUUM, CHECKPOINT)
+        on a short-lived autocommit connection; returns the ones the server refused (e.g.
+        CHECKPOINT without the ``pg_checkpoint`` role)."""
+        psycopg = _psycopg()
+        refused: list[str] = []
+        try:
+            with psycopg.connect(self.url, connect_timeout=max(1, int(self._timeout)), autocommit=True) as conn:
+                conn.execute(f'SET search_path TO "{self._schema}"')
+                for stmt in statements:
+                    try:
+                        conn.execute(stmt)
+                    except psycopg.errors.InsufficientPrivilege:
+                        refused.append(stmt)
+        except psycopg.OperationalError as exc:
+            raise ProfileStoreError(f"PostgreSQL store error: {exc}") from None
+        return refused
+
+    def _scrub(self, table: str) -> None:
+        """After a delete: a plain ``VACUUM`` of the table removes the dead row versions from the
+        heap, its TOAST table and its indexes, so no query, index or later snapshot can reach
+        them. VACUUM does not zero the freed bytes: they stay in the pages' free space until
+        overwritten, which ``purge`` (VACUUM FULL) ends. The write-ahead log (``pg_wal``) holds
+        the records until its segments are overwritten, and so do WAL archives, replicas and
+        backups: see docs/personalizer.md, "What forget removes"."""
+        self._autocommit([f"VACUUM {table}"])
+
+    def purge(self) -> dict[str, Any]:
+        """``VACUUM FULL`` of every profile table (rewritten into new files) and a checkpoint."""
+        refused = self._autocommit(["VACUUM FULL profiles", "VACUUM FULL tenant_profiles", "CHECKPOINT"])
+        return {"backend": "postgresql", "vacuum": True, "checkpoint": "CHECKPOINT" not in refused}
 
     def schema_version(self) -> int:
         row = self._one("SELECT value FROM meta WHERE key='schema_version'")

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..errors import ProfileStoreError
 from .base import ProfileStore
@@ -64,6 +64,7 @@ class SQLiteStore(ProfileStore):
         self._lock = threading.Lock()
         self._mem_lock = threading.RLock()
         self._closed = False
+        self._scrub_pending = False
         self._ckpt_interval = None if self._memory else checkpoint_interval_s
         self._keep = self._connect()  # keeps a memory database alive; also runs migrations
         with self._tx() as cur:
@@ -82,7 +83,10 @@ class SQLiteStore(ProfileStore):
                 with self._lock:
                     if self._closed:
                         return
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    if self._scrub_pending:   # a forget whose WAL truncation was blocked by a reader
+                        self._scrub_pending = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0
+                    else:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
                 pass  # busy or closing: the next round retries
 
@@ -139,23 +143,39 @@ class SQLiteStore(ProfileStore):
                 conn.execute("ROLLBACK")
                 raise
 
-    def _scrub(self) -> None:
+    def _truncate_wal(self, conn: sqlite3.Connection) -> bool:
+        """One ``wal_checkpoint(TRUNCATE)``; ``True`` when the WAL is now empty."""
+        try:
+            with self._lock:   # not while the background thread checkpoints
+                return conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        except sqlite3.Error:
+            return False
+
+    def _scrub(self, table: str) -> None:
         """After a delete: checkpoint and truncate the WAL, so no old page image of a forgotten
-        profile stays in ``-wal`` (with ``secure_delete`` the main file already holds zeros)."""
+        profile stays in ``-wal`` (with ``secure_delete`` the main file already holds zeros).
+        A reader holding the WAL makes the checkpoint wait: it is retried for about a second,
+        then left to the background thread, which retries TRUNCATE at every interval until it
+        succeeds (so a forgotten user lingers in ``-wal`` for at most a few intervals)."""
         if self._memory:
             return
         import time
 
         with self._connection() as conn:
             for attempt in range(20):
-                try:
-                    with self._lock:   # not while the background thread checkpoints
-                        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-                except sqlite3.Error:
-                    busy = 1
-                if not busy:
+                if self._truncate_wal(conn):
                     return
                 time.sleep(0.005 * (attempt + 1))   # a reader holds the WAL: retry shortly
+        self._scrub_pending = True
+
+    def purge(self) -> dict[str, Any]:
+        """``VACUUM`` (rebuilds the file: no free page keeps old data) and an empty WAL."""
+        if self._memory:
+            return {"backend": "sqlite", "vacuum": False, "wal_truncated": False, "note": "in-memory store"}
+        with self._connection() as conn:
+            with self._lock:
+                conn.execute("VACUUM")
+            return {"backend": "sqlite", "vacuum": True, "wal_truncated": self._truncate_wal(conn)}
 
     def schema_version(self) -> int:
         row = self._one("SELECT value FROM meta WHERE key='schema_version'")

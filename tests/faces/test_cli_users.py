@@ -125,3 +125,40 @@ def test_users_labels_set_and_clear(tmp_path, logmel_head, actor_clips):
     assert r.exit_code == 0 and json.loads(r.output)["labels"] is None
     r = runner.invoke(app, ["users", "labels", "ghost", "sad", *common])
     assert r.exit_code == 2 and "error: UnknownUserError" in r.output
+
+
+def test_keys_rotate_expire_and_ids_with_a_trailing_newline(tmp_path):
+    """Review defect 8 (``--tenant $'A\\n'`` was accepted) and the key lifecycle."""
+    db = str(tmp_path / "k.db")
+    r = runner.invoke(app, ["keys", "create", "--tenant", "A\n", "--store", db])
+    assert r.exit_code == 2 and "invalid tenant" in r.output
+    with open_store(db) as s:
+        assert s.list_keys() == []
+    key = runner.invoke(app, ["keys", "create", "--tenant", "acme", "--read-only", "--store", db]).output.strip()
+    key_id = key.split("_")[1]
+    r = runner.invoke(app, ["keys", "rotate", key_id, "--grace-hours", "2", "--store", db])
+    assert r.exit_code == 0, r.output
+    new = r.output.strip().splitlines()[0]
+    with open_store(db) as s:
+        old_rec, new_rec = s.authenticate(key), s.authenticate(new)
+        assert old_rec is not None and new_rec.read_only and new_rec.tenant == "acme"
+        import time
+
+        assert 7000 < old_rec.expires_at - time.time() <= 7200 and new_rec.expires_at is None
+    listing = runner.invoke(app, ["keys", "list", "--store", db]).output
+    assert "expires" in listing and "never" in listing
+    assert runner.invoke(app, ["keys", "rotate", "000000000000", "--store", db]).exit_code == 1
+
+
+def test_users_import_without_a_user_key_and_purge(tmp_path):
+    """Review defect 9: an export without ``user`` was a TypeError traceback."""
+    db = str(tmp_path / "u.db")
+    bad = tmp_path / "nouser.json"
+    bad.write_text(json.dumps({"state": {"format": "ser-adapt.UserState"}}))
+    r = runner.invoke(app, ["users", "import", str(bad), "--store", db])
+    assert r.exit_code == 2 and "names no user" in r.output and "Traceback" not in r.output
+    bad.write_text("[1, 2]")
+    r = runner.invoke(app, ["users", "import", str(bad), "--store", db])
+    assert r.exit_code == 2 and "not an exported user profile" in r.output
+    r = runner.invoke(app, ["users", "purge", "--store", db])
+    assert r.exit_code == 0 and json.loads(r.output) == {"backend": "sqlite", "vacuum": True, "wal_truncated": True}

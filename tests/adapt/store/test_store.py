@@ -142,7 +142,10 @@ def test_sqlite_migrates_a_version_1_store(tmp_path):
 
 
 def test_sqlite_migrates_a_version_2_store_of_the_first_release(tmp_path):
+    from adapt.store.keys import hash_key, new_key
+
     path = tmp_path / "v2.db"
+    key, key_id = new_key()
     con = sqlite3.connect(path)
     con.executescript("""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -155,10 +158,14 @@ def test_sqlite_migrates_a_version_2_store_of_the_first_release(tmp_path):
                                revoked INTEGER NOT NULL DEFAULT 0);
         INSERT INTO profiles VALUES ('acme', 'alice', X'0A0B', 0.0, 7);
     """)
+    con.execute("INSERT INTO api_keys(key_id, tenant, key_hash, created_at) VALUES (?, 'acme', ?, 0.0)",
+                (key_id, hash_key(key)))
     con.commit()
     con.close()
     with open_store(path) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 3
+        assert s.schema_version() == SCHEMA_VERSION == 4
+        rec = s.authenticate(key)      # a key of the first release still works and never expires
+        assert rec is not None and rec.key_id == key_id and rec.expires_at is None
         assert s.get("acme", "alice") == b"\x0a\x0b" and s.revision("acme", "alice") == 7
         assert s.modify_tenant("acme", lambda old: b"tenant") == 1
 
