@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ._common import RESULTS, ROOT
 
-ORDER = ["unseen", "transfer", "backbones", "throughput", "fewshot", "continual", "personalizer", "service", "finetune",
-         "foundation"]
+ORDER = ["unseen", "transfer", "calibration", "fairness", "explain", "backbones", "throughput", "ray", "fewshot",
+         "continual", "personalizer", "service", "faults", "finetune", "foundation"]
 
 HEADER = """# Benchmarks
 
