@@ -62,7 +62,7 @@ class Server:
         log = open(self.tmp / "server.log", "a")
         self.proc = subprocess.Popen([str(Path(sys.executable).parent / "ser-adapt"), "serve", "--store", str(self.db),
                                       "--port", str(self.port), *self.extra], stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=str(ROOT))
+                                     cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})   # this checkout's code
         t0 = time.time()
         while True:
             try:
