@@ -25,6 +25,10 @@ apply; its OpenAPI schema takes ``MAX_USER_ID`` from there.
     POST   /v1/tenant/import               restore an export (writer key; ?overwrite=true replaces)
     PUT    /v1/tenant/labels               JSON {"labels": [...] | null} (writer key)
 
+Before any route runs, ``adapt.service.guard.Guard`` has authenticated the key from the headers
+(401 before the body is read), applied the tenant's rate limit (429) and, for the audio routes,
+the admission limit (503 ``overloaded``).
+
 The tenant routes act on the API key's tenant: there is no tenant in the path, so a key cannot
 even name another tenant. Label sets are repeated multipart fields (``labels``), like enroll's.
 """
