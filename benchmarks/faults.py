@@ -11,8 +11,9 @@ server's resident memory sampled from /proc every 50 ms:
 1. **load**: 8 concurrent clients send predicts for ``--seconds``: p50 / p99 latency, status counts;
 2. **amplification**: 8 concurrent predicts of the review's 165 kB FLAC (8 channels at 655 350 Hz,
    29 s) and of the worst legal FLAC (8 channels at 384 kHz, 29 s): status counts, peak server RSS;
-3. **saturation**: 24 concurrent clients against the default ``--max-inflight`` (4): how many 503s, how fast
-   they come back, and that the accepted requests still succeed;
+3. **saturation**: 24 concurrent plain-socket clients against the default ``--max-inflight`` (4):
+   how many 503s, how fast they come back (last byte sent to first byte answered), and that the
+   accepted requests still succeed;
 4. **slow clients**: 64 connections that send one header byte per second while 20 real predicts
    run: the real requests' errors, and whether the slow ones were closed (408) by the header timeout;
 5. **crash**: 4 writers enroll one clip per request; the server is SIGKILLed mid-burst and
@@ -117,6 +118,28 @@ def _flac(rate: int, channels: int, seconds: int) -> bytes:
     return buf.getvalue()
 
 
+def _raw_predict(port: int, key: str, data: bytes) -> tuple[float, int]:
+    """One multipart predict over a plain socket: seconds from the last byte sent to the first
+    byte of the answer, and the status. Unlike an HTTP client library this adds no client-side
+    work (an ``httpx.Client`` costs 40-90 ms to create), so it times the server's answer."""
+    body = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.flac"\r\n'
+            b"Content-Type: audio/flac\r\n\r\n" + data + b"\r\n--b--\r\n")
+    head = (f"POST /v1/users/listener/predict HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
+            s.sendall(head + body)
+            t = time.perf_counter()
+            first = s.recv(64)
+            took = time.perf_counter() - t
+            while s.recv(65536):
+                pass
+        return took, int(first.split(b" ")[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan"), -1
+
+
 def _pct(values, q) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q)) if len(values) else float("nan")
 
@@ -201,7 +224,7 @@ def main() -> None:
         # 3. saturation: 24 clients, 3 requests each, against max_inflight
         mark = len(srv.rss_mb)
         with ThreadPoolExecutor(24) as ex:
-            sat = list(ex.map(lambda i: predict(clips[i % len(clips)][1]), range(72)))
+            sat = list(ex.map(lambda i: _raw_predict(srv.port, key, clips[i % len(clips)][1]), range(72)))
         busy = [t for t, c in sat if c == 503]
         out["sat"] = dict(n=len(sat), ok=sum(c == 200 for _, c in sat), busy=len(busy),
                           other=sorted({c for _, c in sat if c not in (200, 503)}), busy_p50=_pct(busy, 50),
@@ -296,7 +319,7 @@ def main() -> None:
              f"655 350 Hz, 29 s) and 8 of the worst legal one ({A['legal_bytes'] // 1000} kB, 8 ch, 384 kHz, 29 s) "
              f"| attack: statuses {A['attack_codes']} in {A['attack_ms']:.0f} ms (p50); legal: {A['legal_codes']} | "
              f"{A['rss']:.0f} MB |",
-             f"| saturation | 24 clients x 3 predicts | {S['ok']} ok, {S['busy']} x 503 `overloaded` (p50 "
+             f"| saturation | 24 plain-socket clients x 3 predicts (time: last byte sent to first byte back) | {S['ok']} ok, {S['busy']} x 503 `overloaded` (p50 "
              f"{S['busy_p50']:.0f} ms, p99 {S['busy_p99']:.0f} ms), other statuses {S['other']} | {S['rss']:.0f} MB |",
              f"| slow clients | {W['slow']} connections sending one header byte per second, with 20 predicts "
              f"meanwhile | {W['real_ok']}/20 predicts ok (p50 {W['real_p50']:.0f} ms); {W['closed']} slow "
