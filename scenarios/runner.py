@@ -13,6 +13,9 @@ atomically: an interrupted benchmark resumes by skipping them), ``summary.json``
 (mean and std per strategy), ``runs.csv`` (one row per run), ``matrices.csv`` (long form) and the
 plots ``accuracy_matrices.png`` and ``accuracy_curves.png``.
 
+``run_benchmark(..., executor="ray")`` runs every (strategy, seed) as a Ray task (see its docstring):
+same records, same files, same resume rule.
+
 Example:
     >>> from scenarios.runner import run_benchmark                        # doctest: +SKIP
     >>> result = run_benchmark(lambda seed: language_incremental(fs, seed=seed),  # doctest: +SKIP
@@ -47,6 +50,8 @@ __all__ = ["run_one", "run_benchmark", "BenchmarkResult", "aggregate", "score_ma
            "seed_everything"]
 
 RUN_VERSION = 1
+#: where ``run_benchmark`` runs its (strategy, seed) runs: this process, or Ray tasks
+EXECUTORS = ("local", "ray")
 
 
 def _rss_reset() -> None:
@@ -244,7 +249,8 @@ def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenari
                   seeds: int | Sequence[int] = 3, *, out_dir: str | os.PathLike | None = None,
                   strategy_opts: dict[str, dict] | Callable[[str, int], dict] | None = None,
                   head_opts: dict | None = None,
-                  progress: bool = True, plots: bool = True) -> BenchmarkResult:
+                  progress: bool = True, plots: bool = True, executor: str = "local",
+                  threads_per_run: int = 1) -> BenchmarkResult:
     """Run every strategy with every seed; write results under ``out_dir``; skip finished runs.
 
     Arguments:
@@ -257,8 +263,14 @@ def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenari
             (``"*"`` applies to every strategy, the specific entry wins), or a function
             ``(strategy, seed) -> options`` (e.g. values tuned per seed on validation speakers).
         head_opts: ``make_head`` options shared by all strategies.
-        progress: show a tqdm progress bar (experiences trained).
+        progress: show a tqdm progress bar (experiences trained; with Ray, runs finished).
         plots: write the matplotlib figures (needs ``out_dir``).
+        executor: ``"local"`` (one run after the other in this process) or ``"ray"``: every
+            (strategy, seed) run that is not on disk yet is one Ray task (``run_one`` on one CPU),
+            on the Ray instance already initialized, else ``$RAY_ADDRESS``, else a local one. Each
+            record is written as soon as its task finishes, so an interrupted sweep resumes the same
+            way; the results are the serial run's (every run seeds its own generators).
+        threads_per_run: torch threads of each Ray task (the local executor keeps the caller's).
     """
     names = [s.strip() for s in strategies]
     unknown = [s for s in names if s not in STRATEGIES]
@@ -267,6 +279,14 @@ def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenari
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError(f"need at least one seed, got {seeds!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; known: {list(EXECUTORS)}")
+    if isinstance(threads_per_run, bool) or not isinstance(threads_per_run, int) or threads_per_run < 1:
+        raise ValueError(f"threads_per_run must be an integer >= 1, got {threads_per_run!r}")
+    if executor == "ray":
+        from adapt.embedding.distributed import import_ray
+
+        import_ray()  # without Ray installed: the install hint now, before any scenario is built
     if callable(strategy_opts):
         opts_for = strategy_opts
     else:
@@ -279,13 +299,16 @@ def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenari
         (out / "runs").mkdir(parents=True, exist_ok=True)
     factory = scenario if callable(scenario) and not isinstance(scenario, ContinualScenario) else (lambda _s: scenario)
 
+
     from tqdm.auto import tqdm
 
     scenarios = {seed: factory(seed) for seed in seed_list}
     first = scenarios[seed_list[0]]
     total = len(names) * len(seed_list) * first.n_experiences
     bar = tqdm(total=total, desc=first.name, unit="exp", disable=not progress)
-    runs, skipped = [], []
+    done: dict[tuple[int, str], dict] = {}
+    pending: list[tuple[int, str, dict, Path | None]] = []
+    skipped = []
     for seed in seed_list:
         sc = scenarios[seed]
         for name in names:
@@ -297,18 +320,60 @@ def run_benchmark(scenario: ContinualScenario | Callable[[int], ContinualScenari
                 if (record.get("version") == RUN_VERSION and record.get("fingerprint") == sc.fingerprint
                         and record.get("strategy_opts") == _jsonable(expected)
                         and record.get("head_opts") == (head_opts or {})):
-                    runs.append(record)
+                    done[seed, name] = record
                     skipped.append((name, seed))
                     bar.update(sc.n_experiences)
                     continue
+            pending.append((seed, name, opts, path))
+    if executor == "ray":
+        _run_on_ray(scenarios, pending, head_opts, threads_per_run, done, bar)
+    else:
+        for seed, name, opts, path in pending:
             bar.set_postfix_str(f"{name} seed {seed}")
-            record = run_one(sc, name, seed, strategy_opts=opts, head_opts=head_opts, on_experience=bar.update)
+            record = run_one(scenarios[seed], name, seed, strategy_opts=opts, head_opts=head_opts,
+                             on_experience=bar.update)
             if path is not None:
                 _write_json(path, record)
-            runs.append(record)
+            done[seed, name] = record
+    runs = [done[seed, name] for seed in seed_list for name in names]
     bar.close()
     result = BenchmarkResult(scenario=first.name, experiences=list(first.experience_names),
                              classes=list(first.classes), runs=runs, out_dir=out, skipped=skipped)
     if out is not None:
         _write_outputs(result, out, plots)
     return result
+
+
+def _run_task(scenario, strategy: str, seed: int, opts: dict, head_opts: dict | None, threads: int) -> dict:
+    """One (strategy, seed) run inside a Ray worker process."""
+    torch.set_num_threads(threads)
+    return run_one(scenario, strategy, seed, strategy_opts=opts, head_opts=head_opts)
+
+
+def _run_on_ray(scenarios: dict, pending: list, head_opts: dict | None, threads: int, done: dict, bar) -> None:
+    """Submit every pending run as a Ray task; write each record as its task finishes.
+
+    Ray does the scheduling (one task per free CPU on the cluster) and the retries of a task whose
+    worker died (``max_retries``); each seed's scenario goes to the object store once.
+    """
+    from adapt.embedding.distributed import connect
+
+    ray = connect()
+    task = ray.remote(_run_task).options(num_cpus=threads, max_retries=3)
+    refs = {seed: ray.put(sc) for seed, sc in scenarios.items() if any(p[0] == seed for p in pending)}
+    futures = {task.remote(refs[seed], name, seed, opts, head_opts, threads): (seed, name, path)
+               for seed, name, opts, path in pending}
+    remaining = list(futures)
+    try:
+        while remaining:
+            ready, remaining = ray.wait(remaining, num_returns=1)
+            seed, name, path = futures[ready[0]]
+            record = ray.get(ready[0])
+            if path is not None:
+                _write_json(path, record)
+            done[seed, name] = record
+            bar.set_postfix_str(f"{name} seed {seed} done")
+            bar.update(scenarios[seed].n_experiences)
+    finally:
+        for ref in remaining:  # an error or an interrupt: the records written so far stay for a resume
+            ray.cancel(ref)

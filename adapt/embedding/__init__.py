@@ -43,6 +43,8 @@ __all__ = ["embed", "embed_layers", "EmbedOptions", "EmbeddingCache", "DEFAULT_L
 #: folds only (RAVDESS + EmoDB speaker-CV, see benchmarks/results/backbones.md and docs/backbones.md).
 DEFAULT_LAYERS = "all"
 DEFAULT_POOLING = "mean"
+#: where ``embed_layers`` runs: this process, or Ray actors (``adapt.embedding.distributed``)
+EXECUTORS = ("local", "ray")
 
 
 def resolve_backbone(backbone: Backbone | str | None) -> Backbone:
@@ -106,7 +108,13 @@ class EmbedOptions:
         progress: show a tqdm progress bar.
         device: ``"cpu"``, ``"cuda"``... (``None``: keep the backbone where it is).
         num_threads: torch CPU threads for this call (restored after).
-        block: clips decoded at a time (bounds memory on big corpora).
+        block: clips decoded at a time (bounds memory on big corpora); with ``executor="ray"``, also
+            the clips of one Ray task.
+        executor: ``"local"`` (this process) or ``"ray"``: blocks of clips on Ray actors, each with
+            the backbone loaded once and ``num_threads`` threads (``adapt.embedding.distributed``).
+        workers: Ray actors to start (``None``: the cluster's CPUs / ``num_threads``; at most one
+            per block).
+        max_retries: with Ray, restarts of a lost actor and re-runs of its unfinished block.
     """
 
     pooling: str = DEFAULT_POOLING
@@ -120,8 +128,17 @@ class EmbedOptions:
     device: str | torch.device | None = None
     num_threads: int | None = None
     block: int = 256
+    executor: str = "local"
+    workers: int | None = None
+    max_retries: int = 3
 
     def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}; known: {list(EXECUTORS)}")
+        for name in ("workers", "max_retries"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "workers" else 0)):
+                raise ValueError(f"{name} must be an integer >= {1 if name == 'workers' else 0}, got {v!r}")
         if self.pooling not in ("mean", "meanstd"):
             pooled_dim(self.pooling, 1)  # raises KeyError listing the known poolings
         if self.batch_size <= 0 or self.max_batch_seconds <= 0 or self.block <= 0:
@@ -147,13 +164,23 @@ def embed_layers(backbone: Backbone | str | None, clips: Sequence[object], *,
         backbone: a ``Backbone``, a registry name, or ``None`` (the offline default).
         clips: paths, bytes, ``Waveform``\\ s or arrays (arrays need ``sr``); any rate, resampled.
         options / overrides: an ``EmbedOptions`` and/or its fields as keywords (``pooling="meanstd"``,
-            ``sr=16000``, ``cache=False``, ``batch_size=8``...).
+            ``sr=16000``, ``cache=False``, ``batch_size=8``, ``executor="ray"``...).
+
+    With ``executor="ray"`` the blocks of clips run on Ray actors and the result is the same array
+    (same batches, same cache; see ``adapt.embedding.distributed``); a ``backbone`` given by name is
+    loaded by each actor, an instance is shipped to them.
     """
     opts = EmbedOptions.of(options, overrides)
-    bb = resolve_backbone(backbone)
     if isinstance(clips, (str, os.PathLike, Waveform, np.ndarray, bytes)):
         clips = [clips]
     store = EmbeddingCache() if opts.cache is True else (opts.cache or None)
+    if opts.executor == "ray":
+        from .distributed import embed_layers_ray
+
+        if backbone is not None and not isinstance(backbone, (str, Backbone)):
+            resolve_backbone(backbone)  # raises the TypeError of a bad backbone argument here, not in a worker
+        return embed_layers_ray(backbone, clips, opts, store)
+    bb = resolve_backbone(backbone)
     if opts.device is not None:
         bb.to(opts.device)
     chunk, overlap = _windows(bb, opts)

@@ -4,6 +4,7 @@ Example:
     ser-adapt bench --scenario language-incremental --strategies naive,ewc,replay,joint --seeds 3 --out runs/lang
     ser-adapt bench --tune --scenario language-incremental --strategies naive,ewc,replay,embedding-replay,slda,joint \
         --seeds 3 --out runs/lang-tuned      # options chosen per seed on validation speakers (the benchmark's protocol)
+    ser-adapt bench --ray --strategies naive,ewc,replay,joint --seeds 3 --out runs/lang   # runs as Ray tasks
 """
 from __future__ import annotations
 
@@ -58,6 +59,10 @@ def register(app: typer.Typer) -> None:
         plots: bool = typer.Option(True, "--plots/--no-plots"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
         list_all: bool = typer.Option(False, "--list", help="list scenarios and strategies, then exit"),
+        use_ray: bool = typer.Option(False, "--ray", help="run each (strategy, seed) as a Ray task, and the embedding "
+                                                          "extraction on Ray workers (pip install 'ser-adapt[ray]')"),
+        address: str = typer.Option(None, "--address", help="with --ray: the Ray cluster to join (e.g. auto, "
+                                                            "ray://head:10001; default $RAY_ADDRESS, else a local instance)"),
     ) -> None:
         """Run continual strategies x seeds on a scenario; write accuracy matrices, metrics and plots."""
         import time
@@ -90,6 +95,10 @@ def register(app: typer.Typer) -> None:
                                      f"got {normalize!r}")
         if seeds < 1:
             raise typer.BadParameter(f"--seeds must be >= 1, got {seeds}")
+        if address is not None and not use_ray:
+            raise typer.BadParameter("--address goes with --ray")
+        if use_ray and tune:
+            raise typer.BadParameter("--ray does not run the --tune protocol yet: run --tune without --ray")
         per_strategy: dict[str, dict] = {"*": {}}
         if epochs is not None:
             per_strategy["*"]["epochs"] = epochs
@@ -109,11 +118,26 @@ def register(app: typer.Typer) -> None:
         torch.set_num_threads(max(1, threads))
         from scenarios.runner import run_benchmark
 
+        run_opts: dict = {}
+        embed_opts: dict = {}
+        if use_ray:
+            from adapt.embedding.distributed import connect
+
+            try:
+                connect(address)
+            except (ImportError, ConnectionError) as err:  # Ray is an optional extra; or no cluster there
+                from rich.markup import escape
+
+                console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+                raise typer.Exit(2) from None
+            run_opts = {"executor": "ray", "threads_per_run": max(1, threads)}
+            embed_opts = {"executor": "ray", "num_threads": max(1, threads)}
+
         t0 = time.perf_counter()
         from scenarios.tables import FeatureTable
 
         features = FeatureTable.from_corpora([c.strip() for c in corpora.split(",") if c.strip()], backbone,
-                                             progress=progress)
+                                             progress=progress, **embed_opts)
         try:
             if tune:
                 from scenarios.continual.protocol import run_tuned_benchmark
@@ -125,7 +149,8 @@ def register(app: typer.Typer) -> None:
             else:
                 result = run_benchmark(
                     lambda seed: make_scenario(scenario, features, seed=seed, normalize=norms[0], **scenario_opts),
-                    names, seeds=seeds, out_dir=out, strategy_opts=per_strategy, progress=progress, plots=plots)
+                    names, seeds=seeds, out_dir=out, strategy_opts=per_strategy, progress=progress, plots=plots,
+                    **run_opts)
         except (TypeError, ValueError, KeyError) as err:  # bad option values: say which, no traceback
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(2) from None

@@ -34,6 +34,12 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None, help="torch CPU threads"),
         cache: bool = typer.Option(True, "--cache/--no-cache", help="use the on-disk embedding cache"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
+        use_ray: bool = typer.Option(False, "--ray", help="shard the clips over Ray workers (pip install 'ser-adapt[ray]'); "
+                                                          "each loads the backbone once and uses --threads threads (default 1)"),
+        address: str = typer.Option(None, "--address", help="with --ray: the Ray cluster to join (e.g. auto, "
+                                                            "ray://head:10001; default $RAY_ADDRESS, else a local instance)"),
+        workers: int = typer.Option(None, "--workers", min=1, help="with --ray: number of workers (default: the "
+                                                                   "cluster's CPUs / threads)"),
     ) -> None:
         """Embed clips and write a matrix (one row per clip) to --out."""
         import numpy as np
@@ -43,6 +49,18 @@ def register(app: typer.Typer) -> None:
 
         if out.suffix not in (".npz", ".npy"):
             raise typer.BadParameter(f"--out must end in .npz or .npy, got {out.name!r}")
+        if (address is not None or workers is not None) and not use_ray:
+            raise typer.BadParameter("--address and --workers go with --ray")
+        run_opts: dict = {}
+        if use_ray:
+            from adapt.embedding.distributed import connect
+
+            try:
+                connect(address)
+            except (ImportError, ConnectionError) as err:  # Ray is an optional extra; or no cluster there
+                typer.echo(f"error: {err}", err=True)
+                raise typer.Exit(2) from None
+            run_opts = {"executor": "ray", "workers": workers}
         sel = _parse_layers(layers)
         meta: dict[str, np.ndarray] = {}
         if len(inputs) == 1 and (inputs[0] / "metadata.csv").is_file():
@@ -69,8 +87,9 @@ def register(app: typer.Typer) -> None:
             meta = {"paths": np.array([str(f) for f in files], dtype=str)}
         try:
             bb = resolve_backbone(backbone)
-            per = embed_layers(bb, files, pooling=pooling, batch_size=batch_size, num_threads=threads,
-                               cache=cache, progress=progress)
+            # with Ray, each worker loads the backbone by name; the driver's copy gives the metadata
+            per = embed_layers(backbone if use_ray else bb, files, pooling=pooling, batch_size=batch_size,
+                               num_threads=threads, cache=cache, progress=progress, **run_opts)
         except (BackboneNotAvailableError, KeyError, AudioError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
