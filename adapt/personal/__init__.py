@@ -3,6 +3,8 @@
 * ``GlobalHead`` (``adapt.personal.global_head``) — the shared, read-only model (format 2: transfer
   LDA in a speaker-standardized space); ``load_head`` also reads first-release heads
   (``FusedPrototypeHead``, ``adapt.personal.fused_head``).
+* ``Calibration`` (``adapt.personal.calibration``) — per-path temperatures and ``uncertain``
+  thresholds stored with a ``GlobalHead``.
 * ``TenantState`` (``adapt.personal.tenant_state``) — a deployment's layer (statistics only).
 * ``UserState`` (``adapt.personal.user_state``) — what the store keeps per user (statistics only).
 * ``Personalizer`` (``adapt.personal.personalizer``) — enroll / observe / predict / update /
@@ -11,6 +13,7 @@
 """
 from __future__ import annotations
 
+from .calibration import Calibration
 from .fused_head import FusedPrototypeHead
 from .global_head import GlobalHead, Shrinkage, load_head
 from .personalizer import (Personalizer, PersonalizerConfig, Prediction, TenantSummary, UserSummary,
@@ -18,6 +21,6 @@ from .personalizer import (Personalizer, PersonalizerConfig, Prediction, TenantS
 from .tenant_state import TenantState
 from .user_state import STATE_FORMAT, UserState
 
-__all__ = ["GlobalHead", "Shrinkage", "load_head", "FusedPrototypeHead", "TenantState", "UserState", "STATE_FORMAT",
+__all__ = ["GlobalHead", "Shrinkage", "Calibration", "load_head", "FusedPrototypeHead", "TenantState", "UserState", "STATE_FORMAT",
            "Personalizer", "PersonalizerConfig", "Prediction", "TenantSummary", "UserSummary", "default_head_path",
            "default_store_path"]

@@ -57,6 +57,7 @@ import numpy as np
 from ..errors import InvalidStateError, UnknownLabelError
 from ..stats import STD_FLOOR, softmax
 from ..threads import single_blas_thread
+from .calibration import Calibration
 from .user_state import UserState
 
 __all__ = ["GlobalHead", "Shrinkage", "FORMAT_VERSION", "load_head"]
@@ -111,6 +112,9 @@ class GlobalHead:
     ``projection`` ``(center [D], W [D, d])`` (head space = ``(z - center) @ W`` for a
     standardized embedding ``z``), ``prior_mean`` / ``prior_var`` [D] (average training-speaker
     centre and within-speaker variance, in backbone space). ``info`` records how it was made.
+    ``calibration`` (``adapt.personal.calibration``): per-path temperatures applied by
+    ``predict_proba`` and the ``uncertain`` thresholds the ``Personalizer`` uses; the default
+    (``T = 1``, no threshold) is what a head file without one loads with.
     """
 
     classes: tuple[str, ...]
@@ -121,6 +125,7 @@ class GlobalHead:
     prior_var: np.ndarray
     shrinkage: Shrinkage = field(default_factory=Shrinkage)
     info: dict = field(default_factory=dict)
+    calibration: Calibration = field(default_factory=Calibration)
 
     def __post_init__(self) -> None:
         c, d = self.means.shape
@@ -278,15 +283,31 @@ class GlobalHead:
             out += [c for c in extra if c not in out]
         return tuple(out)
 
+    @staticmethod
+    def is_enrolled(state: UserState | None) -> bool:
+        """Whether ``state`` takes the enrolled path (at least one labelled clip)."""
+        return state is not None and float(np.sum(state.counts)) > 0
+
     @single_blas_thread
     def predict_proba(self, X: np.ndarray, state: UserState | None = None, tenant: Any = None,
-                      labels: Sequence[str] | None = None) -> tuple[tuple[str, ...], np.ndarray]:
+                      labels: Sequence[str] | None = None, *,
+                      calibrated: bool = True) -> tuple[tuple[str, ...], np.ndarray]:
         """``(classes, P [N, len(classes)])`` for backbone embeddings ``X`` [N, D].
 
         ``state``: the user's statistics (None: a user never seen); ``tenant``: a
         ``TenantState`` (None: none); ``labels``: the classes to score (default: every
         available one); one that is not available raises ``UnknownLabelError``.
+        ``calibrated``: divide the logits by the path's temperature (``calibration``; the
+        enrolled path when the user has a labelled clip); it never changes the top class.
         """
+        classes, logits = self.predict_logits(X, state, tenant, labels)
+        T = self.calibration.temperature(self.is_enrolled(state)) if calibrated else 1.0
+        return classes, softmax(logits / T, axis=1).astype(np.float32)
+
+    @single_blas_thread
+    def predict_logits(self, X: np.ndarray, state: UserState | None = None, tenant: Any = None,
+                       labels: Sequence[str] | None = None) -> tuple[tuple[str, ...], np.ndarray]:
+        """``(classes, logits [N, len(classes)])``: the uncalibrated scores behind ``predict_proba``."""
         available = self.available_classes(state, tenant)
         classes = available if labels is None else tuple(labels)
         missing = [c for c in classes if c not in available]
@@ -297,7 +318,7 @@ class GlobalHead:
         g_index = {c: i for i, c in enumerate(self.classes)}
         t_index = {c: i for i, c in enumerate(tenant.labels)} if tenant is not None else {}
         u_index = {c: i for i, c in enumerate(state.labels)} if state is not None else {}
-        labelled = state is not None and float(np.sum(state.counts)) > 0
+        labelled = self.is_enrolled(state)
         prior = tenant.prior() if tenant is not None else None
         if state is None:
             mu, sd = self.normalizer(0, None, None, labelled=False, prior=prior)
@@ -346,7 +367,7 @@ class GlobalHead:
             logits = L
         else:
             logits = self.logits(H, np.stack([self.means[g_index[c]] for c in classes]))
-        return classes, softmax(logits, axis=1).astype(np.float32)
+        return classes, np.asarray(logits, dtype=np.float64)
 
     # -- persistence -------------------------------------------------------------------------
     _ARRAYS = ("means", "precision", "prior_mean", "prior_var")
@@ -356,7 +377,8 @@ class GlobalHead:
         return {"format": _FORMAT, "version": FORMAT_VERSION, "classes": list(self.classes),
                 **{k: getattr(self, k).tolist() for k in self._ARRAYS},
                 "projection": {"center": self.projection[0].tolist(), "W": self.projection[1].tolist()},
-                "shrinkage": asdict(self.shrinkage), "info": self.info}
+                "shrinkage": asdict(self.shrinkage), "info": self.info,
+                "calibration": self.calibration.to_dict()}
 
     @classmethod
     def from_state(cls, d: Mapping[str, Any]) -> "GlobalHead":
@@ -369,7 +391,8 @@ class GlobalHead:
             return cls(classes=tuple(str(c) for c in d["classes"]),
                        **{k: _f32(d[k]) for k in cls._ARRAYS},
                        projection=(_f32(d["projection"]["center"]), _f32(d["projection"]["W"])),
-                       shrinkage=Shrinkage(**d.get("shrinkage", {})), info=dict(d.get("info", {})))
+                       shrinkage=Shrinkage(**d.get("shrinkage", {})), info=dict(d.get("info", {})),
+                       calibration=Calibration.from_dict(d.get("calibration")))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidStateError(f"malformed head state: {exc}") from None
 

@@ -47,6 +47,8 @@ __all__ = ["Personalizer", "PersonalizerConfig", "Prediction", "UserSummary", "T
            "default_store_path"]
 
 DEFAULT_HEAD = "global_head.npz"
+#: the ``uncertain`` threshold when neither the config nor the head names one (an uncalibrated head)
+DEFAULT_UNCERTAIN_BELOW = 0.4
 
 
 def default_head_path() -> Path:
@@ -68,7 +70,9 @@ class PersonalizerConfig:
     """Knobs of a ``Personalizer`` (all have working defaults).
 
     tenant: namespace in the store. uncertain_below: a prediction whose confidence (top
-    probability) is below this is flagged ``uncertain``. min_enroll_clips / min_new_emotion_clips:
+    probability) is below this is flagged ``uncertain``; None (default): the threshold stored
+    with the head for the prediction's path (``GlobalHead.calibration``, chosen for a selective
+    accuracy target on held-out training speakers), else ``DEFAULT_UNCERTAIN_BELOW``. min_enroll_clips / min_new_emotion_clips:
     fewer clips raise ``TooFewClipsError``. min_clip_s / max_clip_s: accepted clip durations.
     max_user_emotions / max_tenant_emotions: caps on a user's and a tenant's own classes. labels: the application's default label set
     (None: every emotion the head, tenant and user know). adapt_on_predict: fold every predicted
@@ -78,7 +82,7 @@ class PersonalizerConfig:
     """
 
     tenant: str = "default"
-    uncertain_below: float = 0.4
+    uncertain_below: Optional[float] = None
     min_enroll_clips: int = 1
     min_new_emotion_clips: int = 2
     min_clip_s: float = 0.25
@@ -90,7 +94,7 @@ class PersonalizerConfig:
 
     def __post_init__(self) -> None:
         check_tenant(self.tenant)
-        if not 0.0 <= self.uncertain_below <= 1.0:
+        if self.uncertain_below is not None and not 0.0 <= self.uncertain_below <= 1.0:
             raise ValueError(f"uncertain_below must be in [0, 1], got {self.uncertain_below}")
         for name in ("min_enroll_clips", "min_new_emotion_clips", "max_user_emotions", "max_tenant_emotions"):
             v = getattr(self, name)
@@ -107,7 +111,8 @@ class PersonalizerConfig:
 @dataclass(frozen=True)
 class Prediction:
     """One clip's answer: ``label`` (top class), ``probabilities`` (class -> p, summing to 1),
-    ``confidence`` (top probability), ``uncertain`` (confidence below the threshold) and
+    ``confidence`` (top probability, calibrated when the head is: ``GlobalHead.calibration``),
+    ``uncertain`` (confidence below the threshold, ``Personalizer.uncertain_threshold``) and
     ``personalized`` (False: the user has no profile and got the global prediction)."""
 
     label: str
@@ -456,15 +461,25 @@ class Personalizer:
                 chosen = tuple(c for c in stored if c in available) or None
         classes, P = self.head.predict_proba(X, st, tenant, chosen)
         personal = st is not None
+        below = self.uncertain_threshold(self.head.is_enrolled(st))
         out = []
         for row in P:
             k = int(np.argmax(row))
             conf = float(row[k])
             out.append(Prediction(label=classes[k], probabilities={c: float(p) for c, p in zip(classes, row)},
-                                  confidence=conf, uncertain=conf < self.config.uncertain_below, personalized=personal))
+                                  confidence=conf, uncertain=conf < below, personalized=personal))
         if self.config.adapt_on_predict:
             self._write(user, X, [], create=True)
         return out
+
+    def uncertain_threshold(self, enrolled: bool) -> float:
+        """The confidence below which a prediction is flagged ``uncertain`` on a path
+        (``enrolled``: the user has labelled clips): ``config.uncertain_below`` if set, else the
+        head's calibrated threshold, else ``DEFAULT_UNCERTAIN_BELOW``."""
+        if self.config.uncertain_below is not None:
+            return float(self.config.uncertain_below)
+        t = self.head.calibration.threshold(enrolled)
+        return DEFAULT_UNCERTAIN_BELOW if t is None else float(t)
 
     def forget(self, user: str, *, missing_ok: bool = False) -> bool:
         """Delete every trace of ``user`` in this tenant. Raises ``UnknownUserError`` if absent

@@ -20,6 +20,7 @@ EXPECTED = (
     "02_continual_benchmark.ipynb",
     "03_personalization_service.ipynb",
     "04_crosslingual_fewshot.ipynb",
+    "05_trust.ipynb",
 )
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_S = 600   # generous: a cold embedding of one corpus on 2 shared cores fits in it
