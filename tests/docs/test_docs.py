@@ -25,7 +25,7 @@ def blocks(page):
 
 
 def test_every_page_is_covered_and_skips_say_why():
-    assert {p.name for p in PAGES} >= {"backbones.md", "continual.md", "heads.md", "notebooks.md", "personalizer.md"}
+    assert {p.name for p in PAGES} >= {"backbones.md", "continual.md", "heads.md", "notebooks.md", "personalizer.md", "trust.md"}
     for page in PAGES:
         for why, code in blocks(page):
             assert why is None or len(why.strip()) > 10, f"{page.name}: a skipped block needs a reason"
