@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Optional
+from typing import Optional
 
 from ..errors import ProfileStoreError
 from .errors import error_response, status_of
@@ -131,8 +131,3 @@ class Guard:
             await self.app(scope, receive, send)
         finally:
             self.inflight -= 1
-
-
-def guard_state(scope: dict[str, Any]):
-    """The key record ``Guard`` authenticated for this request, or ``None``."""
-    return (scope.get("state") or {}).get("api_key")
