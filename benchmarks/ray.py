@@ -125,7 +125,7 @@ def render(tp: dict, ov: dict, sw: dict | None) -> str:
     n, audio_s = tp["clips"], tp["audio_s"]
     by = {(r["kind"], r["n"]): r for r in tp["rows"]}
     lines = ["## Ray: distributed embedding extraction and sweeps", "",
-             f"{provenance()} The code of the Ray executors was not committed yet when this ran.", "",
+             provenance(), "",
              f"Embedding throughput, Whisper tiny.en (default backbone), all layers, mean pooling, {n} RAVDESS clips "
              f"({audio_s:.0f} s of audio) given as paths (decoding included), no cache, blocks of 256 clips. Ray "
              "times include starting the actors and loading the backbone in each; *startup* is a one-clip call "
