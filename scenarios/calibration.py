@@ -37,12 +37,11 @@ from typing import Sequence
 
 import numpy as np
 
-from adapt.errors import TooFewClipsError
 from adapt.personal import Calibration, GlobalHead, UserState
 from adapt.personal.calibration import PATHS, fit_temperature, uncertain_threshold
 from adapt.stats import softmax
 
-from .fewshot.unseen import _first_k, _split
+from .fewshot.unseen import _first_k, speaker_splits
 from .splits import speaker_kfold
 
 __all__ = ["HeldOut", "CalibrationConfig", "heldout_predictions", "cross_fit", "fit_calibration", "calibrate_head",
@@ -151,12 +150,7 @@ def heldout_predictions(head: GlobalHead, table, rows: np.ndarray, *, shots: int
     for c in dict.fromkeys(corpora[rows].tolist()):
         in_c = rows[corpora[rows] == c]
         labels = sorted(set(table.y[np.flatnonzero(corpora == c)].tolist()))
-        for spk in dict.fromkeys(table.speakers[in_c].tolist()):
-            idx = in_c[table.speakers[in_c] == spk]
-            try:
-                enroll, test, _ = _split(table, idx, spk, shots, seed)
-            except TooFewClipsError:
-                continue
+        for _, enroll, test, _ in speaker_splits(table, in_c, shots, seed):
             if len(test) == 0:
                 continue
             Xt = table.X[test]

@@ -161,20 +161,14 @@ def heldout_labels(held) -> np.ndarray:
 
 def _recipe_predictions(table, train: np.ndarray, test_rows: np.ndarray, name: str, shots: int, seed: int):
     """``(y, pred, speakers, rows)`` of an embedding-table recipe on the splits ``heldout_predictions`` uses."""
-    from adapt.errors import TooFewClipsError
 
     from .fewshot.recipes import make_recipe
-    from .fewshot.unseen import _first_k, _split
+    from .fewshot.unseen import _first_k, speaker_splits
 
     recipe = make_recipe(name).fit_reference(table.X[train], table.y[train], table.speakers[train])
     known = set(table.y[train].tolist())
     ys, ps, ss, rs = [], [], [], []
-    for spk in dict.fromkeys(table.speakers[test_rows].tolist()):
-        idx = test_rows[table.speakers[test_rows] == spk]
-        try:
-            enroll, test, _ = _split(table, idx, spk, shots, seed)
-        except TooFewClipsError:
-            continue
+    for _, enroll, test, _ in speaker_splits(table, test_rows, shots, seed):
         e = _first_k(enroll, table.y, shots)
         e = e[np.isin(table.y[e], list(known))]
         if len(test) == 0 or len(e) == 0:

@@ -50,7 +50,7 @@ from adapt.personal import FusedPrototypeHead, GlobalHead, Personalizer, Persona
 
 from ..splits import personalization_split, speaker_kfold
 
-__all__ = ["UnseenConfig", "SpeakerScores", "fit_head", "loco_scores", "within_corpus_ceiling", "summarize",
+__all__ = ["UnseenConfig", "SpeakerScores", "fit_head", "loco_scores", "within_corpus_ceiling", "speaker_splits", "summarize",
            "select_on_training_corpora", "CONDITIONS"]
 
 
@@ -104,6 +104,22 @@ def _split(table, idx: np.ndarray, target: str, shots: int, seed: int):
                                  text_ids=table.text_ids[idx], shortfall="cap", seed=seed)
     test = idx[t]
     return idx[e], test, idx[~np.isin(idx, test)]
+
+
+def speaker_splits(table, rows: np.ndarray, shots: int, seed: int, speakers=None):
+    """``(speaker, enrollment rows, test rows, non-test rows)`` for each speaker of ``rows``
+    (indices into ``table``), in first-seen order or the order of ``speakers``; a speaker with
+    too few clips for a split is skipped. The one loop behind the leave-one-corpus-out protocol,
+    the within-corpus ceiling, and the calibration and fairness protocols (``scenarios.calibration``,
+    ``scenarios.fairness``)."""
+    rows = np.asarray(rows, dtype=int)
+    for spk in dict.fromkeys(table.speakers[rows].tolist()) if speakers is None else speakers:
+        idx = rows[table.speakers[rows] == spk]
+        try:
+            enroll, test, pool = _split(table, idx, spk, shots, seed)
+        except TooFewClipsError:
+            continue
+        yield spk, enroll, test, pool
 
 
 def _first_k(rows: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
@@ -181,13 +197,8 @@ def loco_scores(table, held_out: str, config: UnseenConfig | None = None, *, spe
     all_spk = sorted(set(table.speakers[in_c].tolist()))
     targets = all_spk if speakers is None else list(speakers)
     kmax = max(config.shots)
-    splits = {}
-    for spk in targets:
-        idx = np.flatnonzero(in_c & (table.speakers == spk))
-        try:
-            splits[spk] = _split(table, idx, spk, kmax, config.seed)
-        except TooFewClipsError:
-            continue
+    splits = {spk: (e, t, pool) for spk, e, t, pool in
+              speaker_splits(table, np.flatnonzero(in_c), kmax, config.seed, speakers=targets)}
     fused = _fused_scores(table, train, splits, classes, kmax) if config.fused_reference else {}
     for name in config.recipes:
         for spk, res in _recipe_scores(table, train, splits, name, kmax).items():
@@ -247,12 +258,7 @@ def within_corpus_ceiling(table, corpus: str, config: UnseenConfig | None = None
         held = set(table.speakers[in_c][test_idx].tolist())
         train = in_c[~np.isin(table.speakers[in_c], list(held))]
         p = Personalizer(None, fit_head(table, train, config), ":memory:")
-        for spk in sorted(held):
-            idx = in_c[table.speakers[in_c] == spk]
-            try:
-                _, test, pool = _split(table, idx, spk, kmax, config.seed)
-            except TooFewClipsError:
-                continue
+        for spk, _, test, pool in speaker_splits(table, in_c, kmax, config.seed, speakers=sorted(held)):
             p.observe_embeddings(spk, table.X[pool])
             out.append(SpeakerScores(corpus, spk, {"ceiling": _score(p, spk, table.X[test], table.y[test], classes)}))
     return out
