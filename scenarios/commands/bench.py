@@ -121,15 +121,11 @@ def register(app: typer.Typer) -> None:
         run_opts: dict = {}
         embed_opts: dict = {}
         if use_ray:
-            from adapt.embedding.distributed import connect
+            from rich.markup import escape
 
-            try:
-                connect(address)
-            except (ImportError, ConnectionError) as err:  # Ray is an optional extra; or no cluster there
-                from rich.markup import escape
+            from . import connect_ray_or_exit
 
-                console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
-                raise typer.Exit(2) from None
+            connect_ray_or_exit(address, lambda msg: console.print(f"[red]error:[/red] {escape(msg)}", highlight=False))
             run_opts = {"executor": "ray", "threads_per_run": max(1, threads)}
             embed_opts = {"executor": "ray", "num_threads": max(1, threads)}
 

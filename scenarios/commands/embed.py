@@ -53,13 +53,9 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--address and --workers go with --ray")
         run_opts: dict = {}
         if use_ray:
-            from adapt.embedding.distributed import connect
+            from . import connect_ray_or_exit
 
-            try:
-                connect(address)
-            except (ImportError, ConnectionError) as err:  # Ray is an optional extra; or no cluster there
-                typer.echo(f"error: {err}", err=True)
-                raise typer.Exit(2) from None
+            connect_ray_or_exit(address, lambda msg: typer.echo(f"error: {msg}", err=True))
             run_opts = {"executor": "ray", "workers": workers}
         sel = _parse_layers(layers)
         meta: dict[str, np.ndarray] = {}
