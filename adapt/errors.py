@@ -40,6 +40,7 @@ __all__ = [
     "ChecksumError",
     "ChecksumMismatchError",
     "ChecksumRequiredError",
+    "ConsentError",
 ]
 
 
@@ -177,3 +178,7 @@ class ChecksumMismatchError(ChecksumError):
 
 class ChecksumRequiredError(ChecksumError):
     """No trusted sha256 is known for this archive; the message gives the one computed locally."""
+
+
+class ConsentError(SerAdaptError, PermissionError):
+    """Feedback refused: the tenant has not enabled it or the user has not consented (``adapt.personal.feedback``)."""

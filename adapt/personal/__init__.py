@@ -10,6 +10,8 @@
 * ``Personalizer`` (``adapt.personal.personalizer``) — enroll / observe / predict / update /
   add_emotion / label sets / tenant profiles / forget / export / import over a backbone, a global
   head and a profile store.
+* ``FeedbackAggregator`` (``adapt.personal.feedback``) — opt-in folding of consenting users'
+  statistics into gated, versioned global head versions per tenant.
 """
 from __future__ import annotations
 

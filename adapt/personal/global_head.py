@@ -76,6 +76,17 @@ class Shrinkage:
     of the global class mean in a tenant's class mean; ``global_weight``: weight of the global
     means' logits next to the tenant means' logits for a user without labels. The defaults were
     chosen by leaving one *training* corpus out (BENCHMARKS.md, "Unseen corpora").
+
+    A user's own emotion (``Personalizer.add_emotion``) has no parent mean: ``own_tau`` clips of
+    the head's centre (the average of the global class means, "no emotion in particular") pull
+    its mean in, and ``own_offset`` is subtracted from its logit (open-set calibration), so a
+    class known from a few clips neither vanishes nor absorbs the user's other clips. With
+    ``own_centre > 0``, clips of the user's own emotions do not switch the user's centre to the
+    labelled pseudo-count (``mean_labelled``): they say nothing about where the known emotions are
+    centred. The defaults (1, 2, 1) were chosen with ``scenarios.lifelong.select_own_emotion`` on
+    RAVDESS, EmoDB, EMOVO and rcebrian_es (BENCHMARKS.md "Lifelong", which also picks a setting
+    per corpus with that corpus left out); all three at 0 is ``add_emotion`` before issue 18. A
+    head file written before these fields existed loads with the defaults.
     """
 
     mean_unlabelled: float = 5.0
@@ -84,6 +95,9 @@ class Shrinkage:
     tau: float = 2.0
     tau_tenant: float = 16.0
     global_weight: float = 2.0
+    own_tau: float = 1.0
+    own_offset: float = 2.0
+    own_centre: float = 1.0
 
     def __post_init__(self) -> None:
         for name, v in asdict(self).items():
@@ -323,7 +337,11 @@ class GlobalHead:
         if state is None:
             mu, sd = self.normalizer(0, None, None, labelled=False, prior=prior)
         else:
-            mu, sd = self.normalizer(state.n, state.mean, state.m2, labelled=labelled, prior=prior)
+            # clips of the user's own emotions say nothing about where the known emotions are
+            # centred: with ``own_centre`` they do not switch the centre to the labelled prior
+            shared = labelled and (self.shrinkage.own_centre <= 0 or any(
+                n > 0 and c not in state.custom for c, n in zip(state.labels, state.counts)))
+            mu, sd = self.normalizer(state.n, state.mean, state.m2, labelled=shared, prior=prior)
         H = self.to_head_space(X, mu, sd)
         sh = self.shrinkage
         tenant_means = {}
@@ -343,15 +361,23 @@ class GlobalHead:
                 idx = [rows[k] for k in own]
                 n_own = state.counts[idx].astype(np.float32)
                 M = self.to_head_space(state.sums[idx] / n_own[:, None], mu, sd)
+            centre = self.means.mean(axis=0)
+            orphan = []   # a user's own emotion: no global or tenant mean to shrink toward
             for k, c in enumerate(classes):
                 parent = self.means[g_index[c]] if c in g_index else tenant_means.get(c)
                 if k in own:
                     j = own.index(k)
                     n_c, m_c = float(n_own[j]), M[j]
-                    C_mu[k] = m_c if parent is None else (n_c * m_c + sh.tau * parent) / (n_c + sh.tau)
+                    if parent is None:
+                        orphan.append(k)
+                        C_mu[k] = (n_c * m_c + sh.own_tau * centre) / (n_c + sh.own_tau)
+                    else:
+                        C_mu[k] = (n_c * m_c + sh.tau * parent) / (n_c + sh.tau)
                 else:
                     C_mu[k] = parent
             logits = self.logits(H, C_mu)
+            if orphan and sh.own_offset:
+                logits[:, orphan] -= sh.own_offset
         elif tenant_means:
             # no labels of the user: the tenant's means and the global means vote (global x global_weight)
             L = np.zeros((len(H), len(classes)))

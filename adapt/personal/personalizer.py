@@ -216,11 +216,14 @@ class Personalizer:
         head: the shared ``GlobalHead`` (or the path of one, ``.npz`` or JSON); never modified.
         store: a ``ProfileStore`` or a URL/path for ``open_store``.
         config: ``PersonalizerConfig``.
+        feedback: an opt-in ``adapt.personal.feedback.FeedbackAggregator``; ``share_feedback``
+            submits to it and ``forget`` also deletes the user's pending feedback and consent record.
     """
 
     def __init__(self, backbone: Any, head: GlobalHead | str | os.PathLike, store: ProfileStore | str | os.PathLike,
-                 *, config: PersonalizerConfig | None = None):
+                 *, config: PersonalizerConfig | None = None, feedback: Any = None):
         self.backbone = backbone
+        self.feedback = feedback
         self._embedder = _as_embedder(backbone)
         head = head if not isinstance(head, (str, os.PathLike)) else load_head(head)
         if not isinstance(head, GlobalHead):
@@ -485,9 +488,22 @@ class Personalizer:
         """Delete every trace of ``user`` in this tenant. Raises ``UnknownUserError`` if absent
         (unless ``missing_ok``)."""
         gone = self.store.delete(self.config.tenant, check_user(user))
+        if self.feedback is not None:
+            gone = self.feedback.forget(self.config.tenant, user, missing_ok=True) or gone
         if not gone and not missing_ok:
             raise UnknownUserError(f"no profile for user {user!r}")
         return gone
+
+    def share_feedback(self, user: str) -> None:
+        """Submit ``user``'s profile statistics to the ``feedback`` aggregator (the tenant must have
+        enabled feedback and the user consented: ``ConsentError`` otherwise; ``UnknownUserError``
+        without a profile). See ``adapt.personal.feedback``."""
+        if self.feedback is None:
+            raise InvalidStateError("this Personalizer has no feedback aggregator (Personalizer(..., feedback=...))")
+        st = self._state(check_user(user))
+        if st is None:
+            raise UnknownUserError(f"no profile for user {user!r}")
+        self.feedback.submit(self.config.tenant, user, st)
 
     def has_user(self, user: str) -> bool:
         return self.store.get(self.config.tenant, check_user(user)) is not None
