@@ -45,9 +45,21 @@ def predict(user: str = typer.Option(..., "--user", help="user id (unknown users
             labels: str = typer.Option(None, "--labels", help="comma-separated emotions to score (this call's label "
                                                               "set; default: the user's, else the tenant's)"),
             store: str = store_option(), tenant: str = tenant_opt, backbone: str = backbone_opt,
-            head: str = head_opt) -> None:
-    """Predict the emotion of each file for a user; one JSON line per file."""
+            head: str = head_opt,
+            segments: bool = typer.Option(False, "--segments", help="long recordings: one row per speech segment "
+                                                                    "(start, end, label, confidence; adapt.segments)"),
+            fmt: str = typer.Option("jsonl", "--format", help="with --segments: jsonl or csv"),
+            window: float = typer.Option(1.5, "--window", help="with --segments: longest segment in seconds"),
+            hop: float = typer.Option(0.75, "--hop", help="with --segments: step between windows of long speech"),
+            smoothing: int = typer.Option(1, "--smoothing", help="with --segments: average over this many segments (odd)"),
+            no_vad: bool = typer.Option(False, "--no-vad", help="with --segments: no voice-activity detection")) -> None:
+    """Predict the emotion of each file for a user; one JSON line per file (--segments: per segment)."""
     labelset = None if labels is None else split_list([labels])
+    if segments:
+        from .stream import print_segments
+
+        return print_segments(lambda: cli_personalizer(store, tenant, backbone, head), user, files, labels=labelset, fmt=fmt,
+                              window=window, hop=hop, smoothing=smoothing, vad=not no_vad)
     preds = cli_personalizer(store, tenant, backbone, head).predict_batch(user, [str(f) for f in files],
                                                                          labels=labelset)
     for f, r in zip(files, preds):

@@ -447,6 +447,16 @@ class Personalizer:
         """``predict`` for several clips of one user: one embedding batch, one store lookup."""
         return self.predict_embeddings(user, self.embed(clips, sr), labels=labels)
 
+    def predict_segments(self, user: str, audio: Any, *, labels: Optional[Sequence[str]] = None,
+                         config: Any = None, sr: int | None = None, vad: Any = None) -> list:
+        """Per-segment emotions of a long recording for ``user``: speech regions (Silero VAD), cut
+        into windows, each scored like ``predict``; a list of ``adapt.segments.Segment`` (start/end
+        seconds, label, probabilities, confidence). ``config``: ``adapt.segments.SegmentConfig``.
+        Memory is bounded by the window, not the recording (``adapt.segments``)."""
+        from ..segments import predict_segments
+
+        return predict_segments(self, user, audio, labels=labels, config=config, sr=sr, vad=vad)
+
     def predict_embeddings(self, user: str, X: np.ndarray, *, labels: Optional[Sequence[str]] = None) -> list[Prediction]:
         """``predict`` from precomputed embeddings ``X`` [N, D]."""
         X = self._check_X(X)

@@ -20,8 +20,9 @@ DESCRIPTION = ("Personalized speech emotion recognition: enroll users with a few
                "correct, add emotions, export / import, forget. Every /v1 route needs a tenant API key.")
 
 
-def create_app(personalizer, *, limits: ServiceLimits | None = None, title: str = "ser-adapt"):
-    """The FastAPI application serving ``personalizer`` (its store also holds the API keys)."""
+def create_app(personalizer, *, limits: ServiceLimits | None = None, title: str = "ser-adapt", stream_limits=None):
+    """The FastAPI application serving ``personalizer`` (its store also holds the API keys);
+    ``stream_limits``: ``adapt.service.stream.StreamLimits`` of the WebSocket streams."""
     try:
         from fastapi import FastAPI
     except ImportError:  # pragma: no cover - depends on the installed extras
@@ -48,4 +49,11 @@ def create_app(personalizer, *, limits: ServiceLimits | None = None, title: str 
     app.middleware("http")(metrics.observe_requests)
     errors.install(app)  # handlers, and the last-resort 500 as the outermost middleware
     app.include_router(routes.router)
+    from ..vad import SileroVAD
+    from . import stream
+
+    app.state.stream_limits = stream_limits or stream.StreamLimits()
+    app.state.stream_stats = stream.StreamStats()
+    app.state.vad = SileroVAD()   # loaded on the first long upload
+    app.add_api_websocket_route("/v1/users/{user_id}/stream", stream.stream_endpoint)
     return app

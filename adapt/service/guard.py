@@ -11,10 +11,14 @@ the 401. ``Guard`` runs before any of that, on the request's headers only:
 2. **Rate limit** per tenant: a token bucket (``ServiceLimits.tenant_rate_per_s`` requests per
    second, bursts up to ``tenant_burst``); over it, 429 ``rate_limited`` with ``Retry-After``.
 3. **Admission** of the audio routes (``POST`` of enroll / observe / predict / feedback /
-   emotions / tenant enroll): at most ``max_inflight`` of them are processed at once; one more is
+   emotions / segments / tenant enroll): at most ``max_inflight`` of them are processed at once; one more is
    answered 503 ``overloaded`` with ``Retry-After`` straight away (measured well under 100 ms)
    instead of queueing without bound in the thread pool, so memory stays bounded by
    ``max_inflight`` decoded clips.
+
+WebSocket handshakes (``/v1/users/{user_id}/stream``) get steps 1 and 2 too: a refused handshake
+is answered with the same JSON error and status (the ASGI denial-response extension), and the
+stream is never accepted. Streams have their own cap (``adapt.service.stream.StreamLimits``).
 
 Everything here runs on the event loop; the key lookup is one indexed SELECT on the store.
 
@@ -36,7 +40,7 @@ from .errors import error_response, status_of
 __all__ = ["Guard", "TokenBucket", "AUDIO_ROUTES", "presented_key"]
 
 #: path suffixes of the POST routes that decode audio and run the backbone
-AUDIO_ROUTES = ("/enroll", "/observe", "/predict", "/feedback", "/emotions")
+AUDIO_ROUTES = ("/enroll", "/observe", "/predict", "/feedback", "/emotions", "/segments")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -70,6 +74,24 @@ def presented_key(headers: dict[bytes, bytes]) -> Optional[str]:
     return xkey or None
 
 
+def _ws_denial(status: int, code: str, message: str, headers=None):
+    """An ASGI app refusing a WebSocket handshake with the JSON error and ``status``, through the
+    ASGI denial-response extension (uvicorn has it); without it, a close before accept (HTTP 403)."""
+    import json
+
+    async def deny(scope, receive, send):
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            body = json.dumps({"error": {"code": code, "message": message}}).encode()
+            hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            hdrs += [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()]
+            await send({"type": "websocket.http.response.start", "status": status, "headers": hdrs})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+    return deny
+
+
 class Guard:
     """ASGI middleware: 401 / 429 / 503 from the headers alone (see the module docstring)."""
 
@@ -95,10 +117,12 @@ class Guard:
             if route.matches(scope)[0] == Match.FULL:
                 scope["route"] = route
                 break
+        if scope["type"] == "websocket":
+            return _ws_denial(status, code, message, headers)
         return error_response(status, code, message, headers=headers)
 
     async def __call__(self, scope, receive, send):
-        path = scope.get("path", "") if scope["type"] == "http" else ""
+        path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
         if not path.startswith("/v1/"):
             return await self.app(scope, receive, send)
         headers: dict[bytes, bytes] = dict(scope.get("headers") or [])

@@ -15,6 +15,9 @@ apply; its OpenAPI schema takes ``MAX_USER_ID`` from there.
     POST   /v1/users/{user_id}/enroll      multipart files + labels (writer key)
     POST   /v1/users/{user_id}/observe     multipart files, no labels (writer key)
     POST   /v1/users/{user_id}/predict     multipart file [+ labels: the label set of this call]
+    POST   /v1/users/{user_id}/segments    multipart file (a long recording, up to 10 min) [+ labels, window_s,
+                                           hop_s, smoothing]: per-segment emotions with start/end times
+    WS     /v1/users/{user_id}/stream      16 kHz PCM in, per-window predictions out (``adapt.service.stream``)
     POST   /v1/users/{user_id}/feedback    multipart file + label (writer key)
     POST   /v1/users/{user_id}/emotions    multipart name + files (writer key)
     PUT    /v1/users/{user_id}/labels      JSON {"labels": [...] | null} (writer key)
@@ -44,6 +47,7 @@ from ..errors import LengthMismatchError
 from ..store.ids import MAX_USER_ID, USER_ID_RULE, check_user
 from .auth import Reader, TenantKey, Writer
 from .limits import read_audio, read_audio_files
+from .stream import LONG_MAX_SECONDS, long_segments, segment_models
 from .schemas import (ExportedProfile, ExportedTenant, Health, LabelSet, Prediction, ProfileImport, TenantImport,
                       TenantSummary, UserList, UserSummary, error_responses)
 
@@ -146,6 +150,21 @@ def predict(p: Reader, user: UserId, request: Request,
                                                                  "default: the user's, else the tenant's label set")
             ) -> dict[str, Any]:
     return {"user": user, **p.predict(user, read_audio(file, request.app.state.limits), labels=labels).to_dict()}
+
+
+@router.post("/v1/users/{user_id}/segments", tags=["personalization"], response_model=segment_models()[1],
+             responses=_PREDICT,
+             summary="Per-segment emotions of a long recording (speech regions cut into windows; up to 600 s)")
+def segments(p: Reader, user: UserId, request: Request,
+             file: UploadFile = File(..., description=f"a recording of up to {LONG_MAX_SECONDS:g} s within the "
+                                                      f"request-body limit"),
+             labels: Optional[list[str]] = Form(None, description="score only these emotions (repeat the field)"),
+             window_s: float = Form(1.5, gt=0, le=30, description="longest segment; longer speech is cut"),
+             hop_s: float = Form(0.75, gt=0, le=30, description="step between the windows of a long region"),
+             smoothing: int = Form(1, ge=1, le=15, description="odd: average over this many neighbouring segments")
+             ) -> dict[str, Any]:
+    return long_segments(p, user, file, request.app.state.limits, labels=labels, window_s=window_s, hop_s=hop_s,
+                         smoothing=smoothing, vad=request.app.state.vad)
 
 
 @router.post("/v1/users/{user_id}/feedback", tags=["personalization"], response_model=UserSummary, responses=_WRITE,

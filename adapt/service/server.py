@@ -107,6 +107,11 @@ def protocol_class(options: ServerOptions):
     return GuardedH11Protocol
 
 
+#: largest WebSocket message uvicorn reads: its default (16 MiB) is read into memory before the stream
+#: route's own per-message limit (256 KiB, ``adapt.service.stream.StreamLimits``) can refuse it
+WS_MAX_SIZE = 1 << 20
+
+
 def run(app, *, host: str = "127.0.0.1", port: int = 8000, options: ServerOptions | None = None,
         log_level: str = "info") -> None:
     """Serve ``app`` with uvicorn and ``GuardedH11Protocol`` (see the module docstring)."""
@@ -114,4 +119,4 @@ def run(app, *, host: str = "127.0.0.1", port: int = 8000, options: ServerOption
 
     options = options or ServerOptions()
     uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol_class(options),
-                timeout_keep_alive=options.keep_alive_s)
+                timeout_keep_alive=options.keep_alive_s, ws_max_size=WS_MAX_SIZE)
