@@ -13,7 +13,7 @@ from pathlib import Path
 from ._common import RESULTS, ROOT
 
 ORDER = ["unseen", "transfer", "calibration", "fairness", "explain", "backbones", "throughput", "ray", "fewshot",
-         "continual", "lifelong", "personalizer", "service", "longform", "streaming", "onnx", "faults", "finetune", "foundation"]
+         "continual", "lifelong", "personalizer", "service", "longform", "streaming", "onnx", "faults", "finetune", "foundation", "sequence"]
 
 HEADER = """# Benchmarks
 

@@ -13,6 +13,10 @@ survives ``clone`` as ``prior=sklearn.frozen.FrozenEstimator(head)``.
 * ``PrototypeHead`` — class means, cosine/euclidean, incremental classes, shrinkage to a prior.
 * ``LinearHead`` / ``MLPHead`` — torch, class weights, sample weights, warm-started fine-tuning.
 * ``SVMHead`` / ``KNNHead`` / ``GMMHead`` — classical baselines (scikit-learn).
+* ``SequenceHead`` (``adapt.heads.sequence``: 1-D CNN, BiLSTM, BiGRU, CNN-LSTM, attentive pooling,
+  Transformer), ``SpectrogramCNNHead`` (``adapt.heads.spectrogram``: a from-scratch 2-D CNN on
+  log-mel) and ``HMMHead`` (``adapt.heads.hmm``, one HMM per emotion) — on frame sequences
+  (``adapt.frames``): ``fit(X, y, lengths=...)`` with ``X`` ``(N, T, F)`` or a list of ``(T_i, F)``.
 * ``ProtoNetHead`` (``adapt.heads.protonet``), ``MAMLHead`` (MAML / MetaSGD / ANIL,
   ``adapt.heads.maml``) — meta-learned with learn2learn on speaker-aware episodes
   (``adapt.heads.episodes``); imported lazily because learn2learn is an optional extra.
@@ -39,6 +43,9 @@ from .prototype import PrototypeHead
 _LAZY = {
     "ProtoNetHead": ".protonet",
     "MAMLHead": ".maml",
+    "SequenceHead": ".sequence",
+    "SpectrogramCNNHead": ".spectrogram",
+    "HMMHead": ".hmm",
 }
 _EAGER = {"PrototypeHead": PrototypeHead, "LinearHead": LinearHead, "MLPHead": MLPHead, "SVMHead": SVMHead,
           "KNNHead": KNNHead, "GMMHead": GMMHead}
@@ -53,6 +60,9 @@ HEADS: dict[str, str] = {
     "gmm": "GMMHead",
     "protonet": "ProtoNetHead",
     "maml": "MAMLHead",
+    "sequence": "SequenceHead",
+    "cnn2d": "SpectrogramCNNHead",
+    "hmm": "HMMHead",
 }
 
 

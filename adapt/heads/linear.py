@@ -10,6 +10,12 @@ handful of shots moves the head without erasing what it knew. ``module_`` is the
 ``torch.nn`` model (input: standardized ``[B, D]``), for continual strategies that train it.
 
 Both are scikit-learn classifiers (``get_params`` / ``clone`` / ``GridSearchCV``; ``score`` is UA).
+
+``objective="multitask"`` / ``"adversarial"`` (default ``None``: unchanged) adds auxiliary
+classifiers on the shared representation while ``fit`` trains (``fit(X, y, aux={"corpus": ...})``;
+``adapt.heads.objectives``): the MLP's last hidden layer, or for ``LinearHead`` a linear projection
+to ``rep_dim`` dims placed before its output layer (still a linear classifier, trained with Adam
+for ``max_iter`` epochs instead of L-BFGS, since gradient reversal has no line search).
 Their randomness (MLP initialization, batch order, dropout) comes from a local generator seeded
 with ``seed``: fitting twice gives the same head, and the global torch RNG is left alone.
 
@@ -34,6 +40,7 @@ from ..threads import torch_threads
 from ..validation import (append_labels, check_label_kind, check_labels, check_sample_weight, check_state, check_X,
                           check_Xy, labels_from_json, labels_to_json, require_fitted, state_header)
 from .base import HeadMixin
+from .objectives import AuxiliaryHeads, check_objective, encode_aux
 from .seeding import SeededDropout, local_generator, seeded_linear, use_generator
 
 __all__ = ["LinearHead", "MLPHead"]
@@ -65,6 +72,7 @@ class _TorchHead(HeadMixin, ClassifierMixin, BaseEstimator):
         for name in ("max_iter", "finetune_iter"):
             _check_int(name, getattr(self, name))
         _check_int("seed", self.seed, low=0)
+        check_objective(getattr(self, "objective", None), getattr(self, "aux_weight", 0.5))
 
     # subclasses --------------------------------------------------------------------------------
     def _make_module(self, d: int, c: int, generator: torch.Generator) -> nn.Module:
@@ -105,11 +113,12 @@ class _TorchHead(HeadMixin, ClassifierMixin, BaseEstimator):
     def _standardize(self, X: np.ndarray) -> torch.Tensor:
         return torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32)
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, aux=None):
         """Train from scratch on ``X [N, D]``, ``y [N]`` (``sample_weight [N]`` optional).
 
         ``classes_ = np.unique(y)`` (labels keep their type); ``sample_weight`` weighs every clip's
         loss and the input statistics, so an integer weight is the same as repeating the clip.
+        ``aux``: ``{name: labels [N]}`` auxiliary targets of ``objective`` (ignored without one).
         """
         self._validate_params()
         X, y = check_Xy(X, y, owner=type(self).__name__)
@@ -117,12 +126,13 @@ class _TorchHead(HeadMixin, ClassifierMixin, BaseEstimator):
         if not sw.sum() > 0:
             raise ValueError("sample_weight is all zero (weights sum to 0): there is nothing to fit")
         gen = local_generator(self.seed)
+        aux_codes = encode_aux(aux, len(y), getattr(self, "objective", None))
         self.classes_ = np.unique(y)
         self.n_features_in_ = X.shape[1]
         std = Standardizer().fit(X, sample_weight=sw)
         self.mean_, self.scale_ = std.mean_, std.scale_
         self.module_ = self._make_module(X.shape[1], len(self.classes_), gen)
-        self._train(X, y, sw, anchor=False, iters=self.max_iter, generator=gen)
+        self._train(X, y, sw, anchor=False, iters=self.max_iter, generator=gen, aux=aux_codes)
         return self
 
     def partial_fit(self, X, y, sample_weight=None, *, classes: Sequence | None = None):
@@ -161,7 +171,7 @@ class _TorchHead(HeadMixin, ClassifierMixin, BaseEstimator):
             out.out_features = w.shape[0]
         self.classes_ = append_labels(self.classes_, new)
 
-    def _train(self, X, y, sw, *, anchor: bool, iters: int, generator: torch.Generator) -> None:
+    def _train(self, X, y, sw, *, anchor: bool, iters: int, generator: torch.Generator, aux=None) -> None:
         index = {c: i for i, c in enumerate(self.classes_.tolist())}
         y_idx = np.fromiter((index[c] for c in y.tolist()), dtype=np.int64, count=len(y))
         Z, t = self._standardize(X), torch.as_tensor(y_idx)
@@ -169,8 +179,36 @@ class _TorchHead(HeadMixin, ClassifierMixin, BaseEstimator):
         ref = [p.detach().clone() for p in self.module_.parameters()] if anchor else None
         self.module_.train()
         with torch_threads(1), use_generator(self.module_, generator):
-            self._optimize(Z, t, w, ref, iters, generator)
+            if aux:
+                self._optimize_objective(Z, t, w, aux, iters, generator)
+            else:
+                self._optimize(Z, t, w, ref, iters, generator)
         self.module_.eval()
+
+    def _optimize_objective(self, Z, t, w, aux, iters, generator) -> None:
+        """Adam epochs on emotion CE plus the objective's auxiliary loss on the representation
+        (the module without its output layer)."""
+        body = self.module_[:-1]
+        aux_heads = AuxiliaryHeads.build(self.objective, rep_dim=self._output_layer().in_features,
+                                         targets={k: int(v.max()) + 1 for k, v in aux.items()}, generator=generator,
+                                         aux_weight=float(self.aux_weight))
+        opt = torch.optim.Adam(list(self.module_.parameters()) + list(aux_heads.parameters()),
+                               lr=float(getattr(self, "lr", 1e-3)))
+        auxt = {k: torch.as_tensor(v) for k, v in aux.items()}
+        n, bs = len(t), int(getattr(self, "batch_size", 64))
+        total, step = max(iters * ((n + bs - 1) // bs), 1), 0
+        for _ in range(iters):
+            perm = torch.randperm(n, generator=generator)
+            for start in range(0, n, bs):
+                b = perm[start:start + bs]
+                opt.zero_grad()
+                rep = body(Z[b])
+                wb = w[b] / w[b].sum().clamp_min(1e-12)
+                loss = self._loss(self._output_layer()(rep), t[b], wb, None)
+                (loss + aux_heads.loss(rep, {k: v[b] for k, v in auxt.items()}, progress=step / total)).backward()
+                opt.step()
+                step += 1
+        self.n_iter_ = int(iters)
 
     def _logits(self, X) -> np.ndarray:
         """Logits ``[N, C]`` ordered as ``classes_``."""
@@ -217,24 +255,33 @@ class LinearHead(_TorchHead):
             (after fitting) is the number the last call ran.
         seed: kept for a uniform interface; the weights start at zero and L-BFGS is
             deterministic, so nothing is random.
+        objective, aux_weight: ``None`` (default), ``"multitask"`` or ``"adversarial"`` with the weight
+            of the auxiliary loss (``adapt.heads.objectives``); ``rep_dim``: the projection they act on.
     """
 
     def __init__(self, *, weight_decay: float = 1e-3, class_weight: str | None = "balanced",
-                 max_iter: int = 100, finetune_iter: int = 30, seed: int = 0) -> None:
+                 max_iter: int = 100, finetune_iter: int = 30, seed: int = 0, objective: str | None = None,
+                 aux_weight: float = 0.5, rep_dim: int = 128) -> None:
         self.weight_decay = weight_decay
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.finetune_iter = finetune_iter
         self.seed = seed
+        self.objective = objective
+        self.aux_weight = aux_weight
+        self.rep_dim = rep_dim
 
     def _make_module(self, d, c, generator):
+        if self.objective is not None:   # a shared linear projection for the objective's classifiers
+            _check_int("rep_dim", self.rep_dim)
+            return nn.Sequential(seeded_linear(d, int(self.rep_dim), generator), seeded_linear(int(self.rep_dim), c, generator))
         lin = torch.nn.utils.skip_init(nn.Linear, d, c)   # no default (global-RNG) init: it starts at zero
         nn.init.zeros_(lin.weight)
         nn.init.zeros_(lin.bias)
         return lin
 
     def _output_layer(self):
-        return self.module_
+        return self.module_[-1] if isinstance(self.module_, nn.Sequential) else self.module_
 
     def _optimize(self, Z, t, w, anchor, iters, generator):
         opt = torch.optim.LBFGS(self.module_.parameters(), lr=1.0, max_iter=iters, history_size=20,
@@ -250,8 +297,11 @@ class LinearHead(_TorchHead):
         self.n_iter_ = int(opt.state[opt.param_groups[0]["params"][0]].get("n_iter", 0))
 
     def _config(self):
-        return {"weight_decay": float(self.weight_decay), "class_weight": self.class_weight,
-                "max_iter": int(self.max_iter), "finetune_iter": int(self.finetune_iter), "seed": int(self.seed)}
+        cfg = {"weight_decay": float(self.weight_decay), "class_weight": self.class_weight,
+               "max_iter": int(self.max_iter), "finetune_iter": int(self.finetune_iter), "seed": int(self.seed)}
+        if self.objective is not None:
+            cfg.update(objective=self.objective, aux_weight=float(self.aux_weight), rep_dim=int(self.rep_dim))
+        return cfg
 
 
 class MLPHead(_TorchHead):
@@ -264,11 +314,14 @@ class MLPHead(_TorchHead):
         max_iter: epochs of ``fit``; ``finetune_iter``: epochs of ``partial_fit`` (``n_iter_``: of the last call).
         weight_decay, class_weight: as in ``LinearHead``.
         seed: seeds the head's own generator (initialization, batch order, dropout).
+        objective, aux_weight: ``None`` (default), ``"multitask"`` or ``"adversarial"`` on the last
+            hidden layer (``adapt.heads.objectives``).
     """
 
     def __init__(self, *, hidden: Sequence[int] = (256,), dropout: float = 0.2, lr: float = 1e-3,
                  batch_size: int = 64, weight_decay: float = 1e-4, class_weight: str | None = "balanced",
-                 max_iter: int = 60, finetune_iter: int = 20, seed: int = 0) -> None:
+                 max_iter: int = 60, finetune_iter: int = 20, seed: int = 0, objective: str | None = None,
+                 aux_weight: float = 0.5) -> None:
         self.hidden = hidden
         self.dropout = dropout
         self.lr = lr
@@ -278,6 +331,8 @@ class MLPHead(_TorchHead):
         self.max_iter = max_iter
         self.finetune_iter = finetune_iter
         self.seed = seed
+        self.objective = objective
+        self.aux_weight = aux_weight
 
     def _widths(self) -> tuple[int, ...]:
         try:
@@ -328,4 +383,5 @@ class MLPHead(_TorchHead):
         return {"hidden": list(self._widths()), "dropout": float(self.dropout), "lr": float(self.lr),
                 "batch_size": int(self.batch_size), "weight_decay": float(self.weight_decay),
                 "class_weight": self.class_weight, "max_iter": int(self.max_iter),
-                "finetune_iter": int(self.finetune_iter), "seed": int(self.seed)}
+                "finetune_iter": int(self.finetune_iter), "seed": int(self.seed),
+                **({} if self.objective is None else {"objective": self.objective, "aux_weight": float(self.aux_weight)})}
