@@ -17,8 +17,10 @@ import datetime as dt
 import os
 import platform
 import shlex
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -96,3 +98,47 @@ def provenance(name: str | None = None, argv: Sequence[str] | None = None) -> st
     return (f"Command: `{command(name, argv)}` — {_STARTED:%Y-%m-%d %H:%M} UTC, commit {_git_commit()}; "
             f"machine: {platform.machine()}{f' ({cpu})' if cpu else ''}, {os.cpu_count()} CPU cores shared with "
             f"other jobs (1-min load average {load}){_torch()}.")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a server a benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of process ``pid`` in MB (``/proc``; None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def start_server(db: Path, port: int, log: Path, extra: Sequence[str] = (), *,
+                 timeout_s: float = 180.0) -> tuple[subprocess.Popen, float]:
+    """``ser-adapt serve --store db --port port [extra]`` on this checkout's code in a subprocess
+    (output appended to ``log``); returns it once ``/health`` answers 200, with the start-up seconds.
+
+    Raises ``RuntimeError`` with the log's tail if it exits or does not answer within ``timeout_s``."""
+    import httpx
+
+    with open(log, "a") as out:   # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "ser-adapt"), "serve", "--store", str(db),
+                                 "--port", str(port), *extra], stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT),
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})   # this checkout's code
+    t0 = time.time()
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc, time.time() - t0
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() - t0 > timeout_s:
+            proc.kill()
+            raise RuntimeError(f"server did not start; log:\n{Path(log).read_text()[-2000:]}")
+        time.sleep(0.3)

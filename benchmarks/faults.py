@@ -27,7 +27,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,14 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import ROOT, load_average, provenance
+from ._common import free_port, load_average, provenance, rss_mb, start_server
 from .render import publish
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -51,42 +44,24 @@ class Server:
 
     def __init__(self, db: Path, tmp: Path, extra: list[str] = ()) -> None:
         self.db, self.tmp, self.extra = db, tmp, list(extra)
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.rss_mb: list[float] = []
         self._stop = threading.Event()
 
     def start(self) -> float:
-        import httpx
-
-        log = open(self.tmp / "server.log", "a")
-        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "ser-adapt"), "serve", "--store", str(self.db),
-                                      "--port", str(self.port), *self.extra], stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})   # this checkout's code
-        t0 = time.time()
-        while True:
-            try:
-                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.time() - t0 > 180:
-                raise RuntimeError(f"server did not start:\n{(self.tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
+        self.proc, seconds = start_server(self.db, self.port, self.tmp / "server.log", self.extra)
         self._stop.clear()
         threading.Thread(target=self._sample, daemon=True).start()
-        return time.time() - t0
+        return seconds
 
     def _sample(self) -> None:
-        path = f"/proc/{self.proc.pid}/status"
         while not self._stop.is_set():
-            try:
-                for line in open(path):
-                    if line.startswith("VmRSS:"):
-                        self.rss_mb.append(int(line.split()[1]) / 1024)
-            except OSError:
+            mb = rss_mb(self.proc.pid)
+            if mb is None:   # the process is gone
                 return
+            self.rss_mb.append(mb)
             time.sleep(0.05)
 
     def peak_since(self, mark: int) -> float:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,14 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import ROOT, provenance
+from ._common import free_port, provenance, start_server
 from .render import publish
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _timed_embed(bb, wave) -> float:
@@ -62,22 +54,10 @@ def main() -> None:
     db = tmp / "profiles.db"
     with open_store(db) as s:
         key = s.create_key("bench")
-    port = _free_port()
-    log = open(tmp / "server.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "ser-adapt"), "serve", "--store", str(db), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    port = free_port()
+    server, startup = start_server(db, port, tmp / "server.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        t0 = time.time()
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.time() - t0 > 180:
-                raise RuntimeError(f"server did not start; log:\n{(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        startup = time.time() - t0
         recs = list(load_corpus("ravdess").filter(speakers=["ravdess_09"]))
         enroll_recs = [r for r in recs if r.text_id == "s01"][:16]
         test_recs = [r for r in recs if r.text_id == "s02"]
@@ -132,7 +112,6 @@ def main() -> None:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-        log.close()
     dur = float(np.mean([w.duration_s for w in waves[: args.requests]]))
     bb50, bb99 = np.percentile(np.array(t_bb) * 1000, [50, 99])
     lines = ["## HTTP service (issue #7)", "",

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,28 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import ROOT, load_average, provenance
+from ._common import free_port, load_average, provenance, rss_mb, start_server
 from .render import publish
 
 SR = 16000
 CHUNK_S = 0.1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def speech(minutes: float) -> np.ndarray:
@@ -78,7 +59,6 @@ def main() -> None:
     ap.add_argument("--hop", type=float, default=1.0)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    import httpx
     from websockets.sync.client import connect
 
     from adapt.store import open_store
@@ -89,30 +69,17 @@ def main() -> None:
     db = tmp / "profiles.db"
     with open_store(db) as s:
         key = s.create_key("bench")
-    port = _free_port()
-    log = open(tmp / "server.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "ser-adapt"), "serve", "--store", str(db),
-                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
-    base = f"http://127.0.0.1:{port}"
+    port = free_port()
+    server, _ = start_server(db, port, tmp / "server.log")
     samples: list[tuple[float, float | None, float | None]] = []   # (t, rss MB, load)
     stop = threading.Event()
     try:
-        t0 = time.time()
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.time() - t0 > 180:
-                raise RuntimeError(f"server did not start; log:\n{(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        rss_idle = _rss_mb(server.pid)
+        rss_idle = rss_mb(server.pid)
 
         def monitor() -> None:
             start = time.perf_counter()
             while not stop.is_set():
-                samples.append((time.perf_counter() - start, _rss_mb(server.pid), load_average()))
+                samples.append((time.perf_counter() - start, rss_mb(server.pid), load_average()))
                 stop.wait(5.0)
 
         mon = threading.Thread(target=monitor, daemon=True)
