@@ -56,3 +56,24 @@ def test_evaluate_times_and_scores_a_head(table):
     head = LinearHead().fit(views["pooled"], meta.y)
     pred = restricted_predict(head, views["pooled"], ["angry", "sad"])
     assert set(pred.tolist()) <= {"angry", "sad"}
+
+
+def test_a_sequence_head_feeds_the_few_shot_protocol_as_a_feature_extractor(table):
+    """Issue 14, part 5: a sequence head trained on one corpus embeds another corpus's clips, and
+    the personalization protocol runs on those pooled features like on any embedding table."""
+    import dataclasses
+
+    from scenarios.fewshot import personalization
+
+    meta = table.meta
+    frames = table.sequences("all")
+    src = np.flatnonzero(meta.corpora == "emodb")
+    head = SequenceHead(arch="attentive", hidden=16, max_iter=3, num_layers=5).fit([frames[i] for i in src],
+                                                                                   meta.y[src])
+    tgt = np.flatnonzero(meta.corpora == "emovo")
+    Z = head.embed([frames[i] for i in tgt])
+    assert Z.shape == (len(tgt), head.module_.rep_dim) and np.isfinite(Z).all()
+    fs = dataclasses.replace(meta.subset(tgt), X=Z.astype(np.float32))
+    rows = personalization(fs, recipes=["prototype"], shots=[1], modes=["overlap"], n_boot=50)
+    assert {r.method for r in rows} >= {"si", "prototype"}
+    assert all(0.0 <= r.ua <= 1.0 and r.n_targets > 0 for r in rows)
