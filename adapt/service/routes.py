@@ -159,8 +159,9 @@ def segments(p: Reader, user: UserId, request: Request,
              file: UploadFile = File(..., description=f"a recording of up to {LONG_MAX_SECONDS:g} s within the "
                                                       f"request-body limit"),
              labels: Optional[list[str]] = Form(None, description="score only these emotions (repeat the field)"),
-             window_s: float = Form(1.5, gt=0, le=30, description="longest segment; longer speech is cut"),
-             hop_s: float = Form(0.75, gt=0, le=30, description="step between the windows of a long region"),
+             window_s: float = Form(1.5, ge=0.5, le=30, description="longest segment; longer speech is cut"),
+             # hop_s >= 0.25 s (as for streams): a tiny hop would make one upload cost thousands of windows
+             hop_s: float = Form(0.75, ge=0.25, le=30, description="step between the windows of a long region"),
              smoothing: int = Form(1, ge=1, le=15, description="odd: average over this many neighbouring segments")
              ) -> dict[str, Any]:
     return long_segments(p, user, file, request.app.state.limits, labels=labels, window_s=window_s, hop_s=hop_s,

@@ -296,5 +296,9 @@ def test_segments_route_refuses_oversized_and_bad_uploads(env):
     r = client.post("/v1/users/bob/segments", files={"file": ("x.flac", flac(np.zeros(SR, np.float32)), "audio/flac")},
                     data={"window_s": "1.0", "hop_s": "2.0"}, headers=H(keys["a"]))
     assert r.status_code == 422
+    for bad in ({"hop_s": "0.01"}, {"window_s": "0.1", "hop_s": "0.25"}):   # amplification: thousands of windows
+        r = client.post("/v1/users/bob/segments", files={"file": ("x.flac", flac(np.zeros(SR, np.float32)), "audio/flac")},
+                        data=bad, headers=H(keys["a"]))
+        assert r.status_code == 422, (bad, r.text)
     r = client.post("/v1/users/bob/segments", files={"file": ("x.flac", b"x", "audio/flac")})
     assert r.status_code == 401
