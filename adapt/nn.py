@@ -14,10 +14,11 @@ Example:
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MLPClassifier", "head_dims"]
+__all__ = ["MLPClassifier", "head_dims", "weights_to_json", "load_json_weights"]
 
 
 class MLPClassifier(nn.Module):
@@ -61,3 +62,21 @@ def head_dims(model: nn.Module) -> tuple[int, int]:
     if not linears:
         raise TypeError(f"cannot infer input/output sizes: {type(model).__name__} has no nn.Linear")
     return linears[0].in_features, linears[-1].out_features
+
+
+def weights_to_json(module: nn.Module) -> dict[str, list]:
+    """A module's ``state_dict`` as JSON lists (the ``"weights"`` of a torch head's ``get_state``)."""
+    return {k: v.tolist() for k, v in module.state_dict().items()}
+
+
+def load_json_weights(module: nn.Module, weights: dict, owner: str) -> nn.Module:
+    """Load ``weights_to_json`` output into ``module`` (float32) and switch it to eval mode.
+
+    Raises ``ValueError`` naming ``owner`` when the weights do not fit the module (a state whose
+    config and weights disagree)."""
+    sd = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in weights.items()}
+    try:
+        module.load_state_dict(sd)
+    except RuntimeError as exc:
+        raise ValueError(f"{owner} state does not match its config: {exc}") from None
+    return module.eval()

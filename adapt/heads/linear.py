@@ -35,6 +35,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
+from ..nn import load_json_weights, weights_to_json
 from ..stats import Standardizer
 from ..threads import torch_threads
 from ..validation import (append_labels, check_label_kind, check_labels, check_sample_weight, check_state, check_X,
@@ -222,7 +223,7 @@ class _TorchHead(HeadMixin, ClassifierMixin, BaseEstimator):
         require_fitted(self)
         return {**state_header(self), "config": self._config(), "classes": labels_to_json(self.classes_),
                 "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
-                "weights": {k: v.tolist() for k, v in self.module_.state_dict().items()}}
+                "weights": weights_to_json(self.module_)}
 
     @classmethod
     def from_state(cls, state: dict):
@@ -234,12 +235,7 @@ class _TorchHead(HeadMixin, ClassifierMixin, BaseEstimator):
         head.scale_ = np.asarray(state["scale"], dtype=np.float64)
         head.n_features_in_ = int(head.mean_.shape[0])
         head.module_ = head._make_module(head.n_features_in_, len(head.classes_), local_generator(0))
-        sd = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in state["weights"].items()}
-        try:
-            head.module_.load_state_dict(sd)
-        except RuntimeError as exc:
-            raise ValueError(f"{cls.__name__} state does not match its config: {exc}") from None
-        head.module_.eval()
+        load_json_weights(head.module_, state["weights"], cls.__name__)
         return head
 
 

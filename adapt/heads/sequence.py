@@ -53,6 +53,7 @@ from torch import nn
 
 from ..embedding.pooling import AttentiveStatsPooling, LayerWeights
 from ..frames.batch import as_ragged, pad_rows
+from ..nn import load_json_weights, weights_to_json
 from ..stats import softmax
 from ..threads import torch_threads
 from ..validation import (check_known, check_label_kind, check_labels, check_sample_weight, check_state,
@@ -378,7 +379,7 @@ class FrameHeadBase(ClassifierMixin, BaseEstimator):
         require_fitted(self)
         state = {**state_header(self), "config": self._config(), "classes": labels_to_json(self.classes_),
                  "n_features_in": int(self.n_features_in_), "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
-                 "weights": {k: v.tolist() for k, v in self.module_.state_dict().items()}}
+                 "weights": weights_to_json(self.module_)}
         if getattr(self, "components_", None) is not None:
             state["pca"] = {"components": self.components_.tolist(), "mean": self.input_mean_.tolist(),
                             "scale": self.input_scale_.tolist()}
@@ -399,12 +400,7 @@ class FrameHeadBase(ClassifierMixin, BaseEstimator):
             head.input_mean_ = np.asarray(state["pca"]["mean"], dtype=np.float32)
             head.input_scale_ = np.asarray(state["pca"]["scale"], dtype=np.float32)
         head.module_ = head._make_net(head._net_dim(), len(head.classes_))
-        sd = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in state["weights"].items()}
-        try:
-            head.module_.load_state_dict(sd)
-        except RuntimeError as exc:
-            raise ValueError(f"{cls.__name__} state does not match its config: {exc}") from None
-        head.module_.eval()
+        load_json_weights(head.module_, state["weights"], cls.__name__)
         return head
 
 
