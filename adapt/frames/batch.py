@@ -28,6 +28,19 @@ def lengths_to_mask(lengths: np.ndarray, t: int) -> np.ndarray:
     return np.arange(t)[None, :] < np.asarray(lengths)[:, None]
 
 
+def _check_sequences(seqs, prefix: str = "") -> list[np.ndarray]:
+    """``seqs`` as arrays, each ``(frames >= 1, features)`` with one feature size for all; else
+    ``EmbeddingShapeError`` (its message starts with ``prefix``)."""
+    arrs = [np.asarray(a) for a in seqs]
+    for i, a in enumerate(arrs):
+        if a.ndim != 2 or a.shape[0] < 1:
+            raise EmbeddingShapeError(f"{prefix}sequence {i} must be (frames >= 1, features), got shape {a.shape}")
+    feats = {a.shape[1] for a in arrs}
+    if len(feats) != 1:
+        raise EmbeddingShapeError(f"{prefix}sequences have different feature sizes {sorted(feats)}")
+    return arrs
+
+
 def pad_sequences(seqs: Sequence[np.ndarray], *, max_len: int | None = None,
                   dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Zero-pad ``N`` arrays ``(T_i, F)`` into ``(N, T, F)`` plus int64 lengths ``(N,)``.
@@ -37,18 +50,12 @@ def pad_sequences(seqs: Sequence[np.ndarray], *, max_len: int | None = None,
     """
     if len(seqs) == 0:
         raise ValueError("pad_sequences needs at least one sequence, got 0")
-    arrs = [np.asarray(s) for s in seqs]
-    for i, a in enumerate(arrs):
-        if a.ndim != 2 or a.shape[0] < 1:
-            raise EmbeddingShapeError(f"sequence {i} must be (frames >= 1, features), got shape {a.shape}")
-    feats = {a.shape[1] for a in arrs}
-    if len(feats) != 1:
-        raise EmbeddingShapeError(f"sequences have different feature sizes {sorted(feats)}")
+    arrs = _check_sequences(seqs)
     lengths = np.array([a.shape[0] for a in arrs], dtype=np.int64)
     t = int(lengths.max()) if max_len is None else int(max_len)
     if lengths.max() > t:
         raise ValueError(f"sequence of {int(lengths.max())} frames is longer than max_len={t}; refusing to truncate")
-    out = np.zeros((len(arrs), t, feats.pop()), dtype=dtype)
+    out = np.zeros((len(arrs), t, arrs[0].shape[1]), dtype=dtype)
     for i, a in enumerate(arrs):
         out[i, : a.shape[0]] = a
     return out, lengths
@@ -142,13 +149,7 @@ def as_ragged(X, lengths=None, mask=None, *, dim: int | None = None,
             raise ValueError(f"{owner}: a list of sequences carries its own lengths; do not pass lengths or mask")
         if len(X) == 0:
             raise ValueError(f"{owner}: no sequences")
-        arrs = [np.asarray(a) for a in X]
-        for i, a in enumerate(arrs):
-            if a.ndim != 2 or a.shape[0] < 1:
-                raise EmbeddingShapeError(f"{owner}: sequence {i} must be (frames >= 1, features), got shape {a.shape}")
-        feats = {a.shape[1] for a in arrs}
-        if len(feats) != 1:
-            raise EmbeddingShapeError(f"{owner}: sequences have different feature sizes {sorted(feats)}")
+        arrs = _check_sequences(X, f"{owner}: ")
         dt = np.float16 if all(a.dtype == np.float16 for a in arrs) else np.float32
         flat = np.concatenate(arrs).astype(dt, copy=False)
         lengths = np.array([a.shape[0] for a in arrs], dtype=np.int64)
