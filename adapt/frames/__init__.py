@@ -11,6 +11,8 @@ spectrogram CNN (``adapt.heads.spectrogram``) train on frames rather than pooled
   fixed weights); heads with learned layer weights take ``"all"`` and ``num_layers=L``.
 * ``pad_sequences`` / ``as_padded``: variable lengths padded with zeros plus lengths (or a mask);
   never truncated silently.
+* ``normalize_utterances(flat, lengths, "mean" | "meanvar")``: per-clip mean (and variance)
+  normalization over time (the sequence heads' ``utterance_norm``).
 
 Example:
     >>> import numpy as np
@@ -23,9 +25,10 @@ Example:
 """
 from __future__ import annotations
 
-from .batch import as_padded, as_ragged, lengths_to_mask, pad_rows, pad_sequences, select_layers
+from .batch import (UTTERANCE_NORMS, as_padded, as_ragged, lengths_to_mask, normalize_utterances, pad_rows, pad_sequences,
+                    select_layers)
 from .cache import FrameCache
 from .extract import FrameOptions, extract_frames, reduce_rate
 
 __all__ = ["FrameCache", "FrameOptions", "extract_frames", "reduce_rate", "pad_sequences", "select_layers",
-           "as_padded", "as_ragged", "pad_rows", "lengths_to_mask"]
+           "as_padded", "as_ragged", "pad_rows", "lengths_to_mask", "normalize_utterances", "UTTERANCE_NORMS"]

@@ -20,7 +20,10 @@ import numpy as np
 
 from ..errors import EmbeddingShapeError
 
-__all__ = ["pad_sequences", "select_layers", "as_padded", "as_ragged", "pad_rows", "lengths_to_mask"]
+__all__ = ["pad_sequences", "select_layers", "as_padded", "as_ragged", "pad_rows", "lengths_to_mask",
+           "normalize_utterances", "UTTERANCE_NORMS"]
+
+UTTERANCE_NORMS = (None, "mean", "meanvar")
 
 
 def lengths_to_mask(lengths: np.ndarray, t: int) -> np.ndarray:
@@ -170,4 +173,30 @@ def pad_rows(flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, rows: n
     out = np.zeros((len(rows), t, flat.shape[1]), dtype=np.float32)
     for j, i in enumerate(rows):
         out[j, : lengths[i]] = flat[offsets[i]: offsets[i] + lengths[i]]
+    return out
+
+
+def normalize_utterances(flat: np.ndarray, lengths: np.ndarray, mode: str | None) -> np.ndarray:
+    """Per-utterance normalization of a ragged ``(sum T_i, F)`` array: each clip's own statistics
+    over its valid frames (time), per feature, never the padding nor other clips.
+
+    ``mode``: ``None`` (unchanged), ``"mean"`` (subtract the clip's mean frame: cepstral-mean style)
+    or ``"meanvar"`` (also divide by the clip's per-feature std over time, floored at 1e-3). A
+    float16 input stays float16 (the statistics are computed in float64, clip by clip). A clip of one frame
+    becomes zeros under either mode.
+    """
+    if mode not in UTTERANCE_NORMS:
+        raise ValueError(f"utterance_norm must be one of {list(UTTERANCE_NORMS)}, got {mode!r}")
+    if mode is None:
+        return flat
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = np.empty_like(flat)
+    s = 0
+    for t in lengths.tolist():
+        z = flat[s:s + t].astype(np.float64)
+        z -= z.mean(axis=0)
+        if mode == "meanvar":
+            z /= np.maximum(z.std(axis=0), 1e-3)
+        out[s:s + t] = z
+        s += t
     return out

@@ -17,7 +17,8 @@ Everything is masking-aware: convolutions see zeros past each clip's end (as a o
 does), recurrent layers run on packed sequences, attention and pooling ignore padded frames, so a
 padded batch gives the same outputs as one-by-one calls (tested).
 
-Input: frames standardized with per-feature statistics of the training frames, then an optional
+Input: optionally each clip normalized by its own mean (and std) over time (``utterance_norm``),
+frames standardized with per-feature statistics of the training frames, then an optional
 learned softmax weighting of layers (``num_layers=L`` when each frame is the concatenation of ``L``
 layers of ``D`` dims, i.e. ``select_layers(entry, "all")``), then a linear projection to ``hidden``.
 
@@ -52,7 +53,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
 from ..embedding.pooling import AttentiveStatsPooling, LayerWeights
-from ..frames.batch import as_ragged, pad_rows
+from ..frames.batch import UTTERANCE_NORMS, as_ragged, normalize_utterances, pad_rows
 from ..nn import load_json_weights, weights_to_json
 from ..stats import softmax
 from ..threads import torch_threads
@@ -87,7 +88,7 @@ class SequenceNet(nn.Module):
     """``(B, T, F)`` standardized frames + lengths -> pooled representation ``(B, E)`` -> logits ``(B, C)``."""
 
     def __init__(self, *, arch: str, in_dim: int, num_classes: int, hidden: int = 128, num_layers: int | None = None,
-                 dropout: float = 0.2, pooling: str = "attentive", kernel: int = 5) -> None:
+                 dropout: float = 0.2, pooling: str = "attentive", kernel: int = 5, input_stats: bool = False) -> None:
         super().__init__()
         self.arch, self.hidden, self.kernel = arch, int(hidden), int(kernel)
         self.layer_weights = None
@@ -124,6 +125,10 @@ class SequenceNet(nn.Module):
                 self.rep_dim = 2 * h
         else:
             raise ValueError(f"unknown arch {arch!r}; known: {list(ARCHS)}")
+        self.stats = None
+        if input_stats:   # a pooled-linear path next to the body: masked mean + std of the input frames
+            self.stats = nn.Sequential(nn.Linear(2 * d, hidden), nn.Dropout(dropout))
+            self.rep_dim += hidden
         self.classifier = nn.Linear(self.rep_dim, num_classes)
 
     def _conv(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -145,7 +150,11 @@ class SequenceNet(nn.Module):
         if self.layer_weights is not None:
             b, t, f = x.shape
             x = self.layer_weights(x.reshape(b, t, self.num_layers, f // self.num_layers).permute(2, 0, 1, 3))
-        h = self.proj(x)
+        if self.stats is not None:
+            return torch.cat([self._body(self.proj(x), mask, lengths), self.stats(masked_mean_std(x, mask))], dim=-1)
+        return self._body(self.proj(x), mask, lengths)
+
+    def _body(self, h: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.arch == "cnn":
             return masked_mean_std(self._conv(h, mask), mask)
         if self.arch in ("bilstm", "bigru"):
@@ -234,10 +243,22 @@ class FrameHeadBase(ClassifierMixin, BaseEstimator):
         comps = getattr(self, "components_", None)
         return self.n_features_in_ if comps is None else int(comps.shape[0])
 
-    def _batch(self, flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, rows: np.ndarray):
-        """Standardized, zero-padded ``(B, T_b, F)`` tensor and lengths of clips ``rows``."""
-        x = pad_rows(flat, offsets, lengths, rows)
-        lb = lengths[rows]
+    def _batch(self, flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, rows: np.ndarray, *,
+               drop: float = 0.0, rng: np.random.Generator | None = None):
+        """Standardized, zero-padded ``(B, T_b, F)`` tensor and lengths of clips ``rows``.
+
+        ``drop`` > 0 (training only): each frame of each clip is left out with this probability
+        (at least one frame kept; order kept), a different subset every batch."""
+        if drop > 0:
+            keep = [np.flatnonzero(rng.random(int(lengths[i])) >= drop) for i in rows]
+            keep = [k if len(k) else rng.integers(int(lengths[i]), size=1) for k, i in zip(keep, rows)]
+            lb = np.array([len(k) for k in keep], dtype=np.int64)
+            x = np.zeros((len(rows), int(lb.max()), flat.shape[1]), dtype=np.float32)
+            for j, (i, k) in enumerate(zip(rows, keep)):
+                x[j, : len(k)] = flat[offsets[i] + k]
+        else:
+            x = pad_rows(flat, offsets, lengths, rows)
+            lb = lengths[rows]
         x = (x - self.mean_) / self.scale_
         x[np.arange(x.shape[1])[None, :] >= lb[:, None]] = 0.0
         return torch.from_numpy(x.astype(np.float32, copy=False)), torch.from_numpy(lb)
@@ -272,7 +293,7 @@ class FrameHeadBase(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"{owner} needs at least 2 classes, got {self.classes_.tolist()}")
         self.n_features_in_ = int(flat.shape[1])
-        flat = self._fit_input(flat)
+        flat = self._fit_input(normalize_utterances(flat, lengths, getattr(self, "utterance_norm", None)))
         index = {c: i for i, c in enumerate(self.classes_.tolist())}
         t = np.fromiter((index[c] for c in y.tolist()), dtype=np.int64, count=len(y))
         w = sw.copy()
@@ -308,7 +329,8 @@ class FrameHeadBase(ClassifierMixin, BaseEstimator):
         for _ in range(epochs):
             for b in self._batches(lengths, int(self.batch_size), rng):
                 bt = torch.from_numpy(b)
-                xb, lb = self._batch(flat, offsets, lengths, b)
+                xb, lb = self._batch(flat, offsets, lengths, b, drop=float(getattr(self, "frame_dropout", 0.0)),
+                                     rng=rng)
                 rep = self.module_.embed(xb, lb)
                 ce = nn.functional.cross_entropy(self.module_.classifier(rep), tt[bt], reduction="none")
                 wb = wt[bt]
@@ -326,7 +348,7 @@ class FrameHeadBase(ClassifierMixin, BaseEstimator):
     def _forward(self, X, lengths, mask, fn) -> np.ndarray:
         require_fitted(self)
         flat, lengths = as_ragged(X, lengths, mask, dim=self.n_features_in_, owner=type(self).__name__)
-        flat = self._project(flat)
+        flat = self._project(normalize_utterances(flat, lengths, getattr(self, "utterance_norm", None)))
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         outs, order = [], []
         with torch.no_grad(), torch_threads(self.num_threads):
@@ -419,6 +441,16 @@ class SequenceHead(FrameHeadBase):
         class_weight: ``"balanced"`` (default) or None.
         pooling: Transformer only: ``"attentive"`` (default) or ``"cls"`` (a class token).
         objective, aux_weight: ``None``, ``"multitask"`` or ``"adversarial"`` (``adapt.heads.objectives``).
+        utterance_norm: ``None``, ``"mean"`` or ``"meanvar"``: normalize each clip's frames by its own
+            mean (and std) over time before everything else (``adapt.frames.normalize_utterances``;
+            removes per-recording offsets such as channel and speaker level, and with them the
+            clip's average frame).
+        input_stats: also feed the classifier a linear map (to ``hidden``) of the masked mean and std
+            over time of the (standardized, layer-weighted) input frames: a pooled-linear path next to
+            the sequence body, so the head keeps what a pooled head sees.
+        frame_dropout: training only: leave each frame of a clip out with this probability, a new
+            subset per batch (time-masking augmentation; at least one frame kept). Prediction uses
+            every frame.
         input_pca: project the standardized frames onto their first ``input_pca`` principal
             components (fit on the training frames, part of the state) before the net: a cheaper
             net on concatenated layers (excludes ``num_layers``).
@@ -429,7 +461,8 @@ class SequenceHead(FrameHeadBase):
     def __init__(self, *, arch: str = "cnn", hidden: int = 128, num_layers: int | None = None, dropout: float = 0.2,
                  lr: float = 2e-3, batch_size: int = 32, max_iter: int = 15, weight_decay: float = 1e-2,
                  class_weight: str | None = "balanced", pooling: str = "attentive", objective: str | None = None,
-                 aux_weight: float = 0.5, input_pca: int | None = None, seed: int = 0,
+                 aux_weight: float = 0.5, input_pca: int | None = None, utterance_norm: str | None = None,
+                 input_stats: bool = False, frame_dropout: float = 0.0, seed: int = 0,
                  num_threads: int | None = 1) -> None:
         self.arch = arch
         self.hidden = hidden
@@ -444,6 +477,9 @@ class SequenceHead(FrameHeadBase):
         self.objective = objective
         self.aux_weight = aux_weight
         self.input_pca = input_pca
+        self.utterance_norm = utterance_norm
+        self.input_stats = input_stats
+        self.frame_dropout = frame_dropout
         self.seed = seed
         self.num_threads = num_threads
 
@@ -453,6 +489,11 @@ class SequenceHead(FrameHeadBase):
             _check_num("input_pca", self.input_pca, low=1, integer=True)
             if self.num_layers:
                 raise ValueError("input_pca and num_layers exclude each other (PCA mixes the layers)")
+        _check_num("frame_dropout", self.frame_dropout, low=0, below=1)
+        if not isinstance(self.input_stats, (bool, np.bool_)):
+            raise ValueError(f"input_stats must be True or False, got {self.input_stats!r}")
+        if self.utterance_norm not in UTTERANCE_NORMS:
+            raise ValueError(f"utterance_norm must be one of {list(UTTERANCE_NORMS)}, got {self.utterance_norm!r}")
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}; known: {list(ARCHS)}")
         if self.pooling not in ("attentive", "cls"):
@@ -467,7 +508,7 @@ class SequenceHead(FrameHeadBase):
             raise ValueError(f"{in_dim} features per frame do not split into num_layers={self.num_layers} layers")
         return SequenceNet(arch=self.arch, in_dim=in_dim, num_classes=num_classes, hidden=int(self.hidden),
                            num_layers=int(self.num_layers) if self.num_layers else None, dropout=float(self.dropout),
-                           pooling=self.pooling)
+                           pooling=self.pooling, input_stats=bool(self.input_stats))
 
     def _config(self):
         return {"arch": self.arch, "hidden": int(self.hidden),
@@ -475,5 +516,7 @@ class SequenceHead(FrameHeadBase):
                 "lr": float(self.lr), "batch_size": int(self.batch_size), "max_iter": int(self.max_iter),
                 "weight_decay": float(self.weight_decay), "class_weight": self.class_weight, "pooling": self.pooling,
                 "objective": self.objective, "aux_weight": float(self.aux_weight),
-                "input_pca": None if self.input_pca is None else int(self.input_pca), "seed": int(self.seed),
+                "input_pca": None if self.input_pca is None else int(self.input_pca),
+                "utterance_norm": self.utterance_norm, "input_stats": bool(self.input_stats),
+                "frame_dropout": float(self.frame_dropout), "seed": int(self.seed),
                 "num_threads": self.num_threads}

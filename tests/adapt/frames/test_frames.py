@@ -9,8 +9,8 @@ import torch
 from adapt.backbones import get_backbone
 from adapt.audio import load_audio
 from adapt.errors import EmbeddingShapeError
-from adapt.frames import (FrameCache, FrameOptions, as_padded, as_ragged, extract_frames, pad_sequences, reduce_rate,
-                          select_layers)
+from adapt.frames import (FrameCache, FrameOptions, as_padded, as_ragged, extract_frames, normalize_utterances,
+                          pad_sequences, reduce_rate, select_layers)
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +131,26 @@ def test_select_layers():
     with pytest.raises(ValueError):
         FrameOptions(rate_factor=0)
     assert FrameOptions(layers=(0, -1)).reduction(5) == "frames:avg4:0,4"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_normalize_utterances_uses_each_clips_own_frames(dtype):
+    rng = np.random.default_rng(0)
+    clips = [(rng.normal(size=(t, 3)) * [1, 5, 0.1] + [10, -2, 0]).astype(dtype) for t in (4, 7, 1)]
+    flat, lengths = np.concatenate(clips), np.array([4, 7, 1])
+    assert normalize_utterances(flat, lengths, None) is flat
+    mean = normalize_utterances(flat, lengths, "mean")
+    mv = normalize_utterances(flat, lengths, "meanvar")
+    assert mean.dtype == mv.dtype == dtype
+    tol = 1e-2 if dtype == np.float16 else 1e-5
+    for (s, t), clip in zip([(0, 4), (4, 7), (11, 1)], clips):
+        c = clip.astype(np.float64)
+        np.testing.assert_allclose(mean[s:s + t], c - c.mean(0), atol=tol)   # its own statistics only
+        if t > 1:
+            np.testing.assert_allclose(mv[s:s + t].std(0), 1.0, atol=tol)
+            np.testing.assert_allclose(mv[s:s + t], (c - c.mean(0)) / c.std(0), atol=tol)
+    assert not mv[11:].any()   # one frame: zeros
+    alone = normalize_utterances(clips[1], np.array([7]), "meanvar")
+    np.testing.assert_array_equal(alone, mv[4:11])
+    with pytest.raises(ValueError, match="utterance_norm must be one of"):
+        normalize_utterances(flat, lengths, "speaker")

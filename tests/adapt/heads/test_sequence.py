@@ -150,3 +150,38 @@ def test_input_pca_is_fit_on_training_frames_and_kept_in_the_state(data):
     np.testing.assert_allclose(same.predict_proba(X), head.predict_proba(X), atol=1e-5)
     with pytest.raises(ValueError, match="exclude each other"):
         SequenceHead(input_pca=8, num_layers=5).fit(X, y)
+
+
+@pytest.mark.parametrize("arch", ["attentive", "transformer", "bigru", "cnn"])
+@pytest.mark.parametrize("options", [dict(utterance_norm="meanvar"), dict(input_stats=True),
+                                     dict(utterance_norm="mean", input_stats=True), dict(frame_dropout=0.3)])
+def test_utterance_norm_and_input_stats_keep_masking_and_the_state(data, arch, options):
+    X, y, _, _ = data
+    head = SequenceHead(arch=arch, **SMALL, **options).fit(X, y)
+    if options.get("utterance_norm") != "mean":   # mean removal takes the clip's average frame away: slower to fit
+        assert head.score(X, y) > 0.5, f"{arch} {options} did not fit its training clips (chance 0.25)"
+    some = [X[i] for i in MIXED]
+    padded, lengths = pad_sequences(some)
+    junk = padded.copy()
+    junk[~(np.arange(padded.shape[1])[None, :] < lengths[:, None])] = 1e3   # per-clip statistics must skip it
+    batch = head.predict_proba(junk, lengths=lengths)
+    np.testing.assert_allclose(batch, np.concatenate([head.predict_proba([x]) for x in some]), atol=1e-5)
+    same = SequenceHead.from_state(json.loads(json.dumps(head.get_state())))
+    assert same.get_params() == head.get_params() and same.utterance_norm == options.get("utterance_norm")
+    assert same.input_stats == options.get("input_stats", False)
+    assert same.frame_dropout == options.get("frame_dropout", 0.0)
+    np.testing.assert_allclose(same.predict_proba(X), head.predict_proba(X), atol=1e-6)
+    plain = SequenceHead(arch=arch, **SMALL).fit(X, y)
+    assert not np.allclose(head.predict_proba(X), plain.predict_proba(X))   # the option changes the head
+
+
+def test_input_stats_widen_the_representation_and_the_new_options_are_checked(data):
+    X, y, _, _ = data
+    head = SequenceHead(arch="attentive", hidden=16, max_iter=2, input_stats=True).fit(X, y)
+    assert head.embed(X[:2]).shape == (2, 32) and head.module_.stats[0].in_features == 2 * X[0].shape[1]
+    with pytest.raises(ValueError, match="utterance_norm must be one of"):
+        SequenceHead(utterance_norm="speaker").fit(X, y)
+    with pytest.raises(ValueError, match="input_stats must be True or False"):
+        SequenceHead(input_stats="yes").fit(X, y)
+    with pytest.raises(ValueError, match="frame_dropout must be"):
+        SequenceHead(frame_dropout=1.0).fit(X, y)
