@@ -61,6 +61,10 @@ class Scoring:
     means: np.ndarray
     mix: np.ndarray
     temperature: float = 1.0
+    #: ``(centre, slope, class centre [d])`` where the path's temperature depends on the clip's
+    #: ``log_distance`` (``adapt.personal.calibration``): ``log T(x) = log temperature + slope *
+    #: (log_distance(x) - centre)``; None: a constant temperature
+    distance_term: Any = None
 
 
 def scoring_params(head: Any, state: Any = None, tenant: Any = None,
@@ -123,11 +127,23 @@ def scoring_params(head: Any, state: Any = None, tenant: Any = None,
         mix = np.eye(C)
     center, W = head.projection
     calibration = getattr(head, "calibration", None)      # heads before calibration have none
-    T = float(calibration.temperature(labelled)) if calibration is not None else 1.0
+    T, term = 1.0, None
+    if calibration is not None:
+        terms = calibration.terms(labelled)
+        feats = None
+        if terms:   # the user's own numbers (log_shots, ...) are constants of this scoring
+            from ..personal.calibration import calibration_features
+
+            f = calibration_features(head, np.asarray(head.prior_mean, np.float32)[None], state, tenant)
+            feats = {k: float(v[0]) for k, v in f.items() if k != "log_distance"}
+        T = float(calibration.temperature(labelled, feats))
+        if "log_distance" in terms:
+            c, sl = (float(v) for v in terms["log_distance"])
+            term = (c, sl, np.asarray(head.means, np.float32).mean(axis=0))
     return Scoring(classes=tuple(classes), mu=np.asarray(mu, np.float32), sd=np.asarray(sd, np.float32),
                    center=np.asarray(center, np.float32), W=np.asarray(W, np.float32),
                    precision=np.asarray(head.precision, np.float32), means=rows, mix=mix.astype(np.float32),
-                   temperature=T)
+                   temperature=T, distance_term=term)
 
 
 class TorchHead(nn.Module):
@@ -146,6 +162,15 @@ class TorchHead(nn.Module):
         self.register_buffer("AM", t(AM))
         self.register_buffer("offset", t(0.5 * np.einsum("kd,kd->k", AM, scoring.means)))
         self.register_buffer("mix", t(scoring.mix / scoring.temperature))
+        self.distance_term = None
+        if scoring.distance_term is not None:
+            from ..personal.calibration import T_BOUNDS
+
+            c, sl, cc = scoring.distance_term
+            self.register_buffer("precision", t(scoring.precision))
+            self.register_buffer("class_centre", t(cc))
+            lo, hi = np.log(np.asarray(T_BOUNDS) / scoring.temperature)
+            self.distance_term = (float(c), float(sl), float(lo), float(hi))
 
     @property
     def input_dim(self) -> int:
@@ -159,4 +184,12 @@ class TorchHead(nn.Module):
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise ValueError(f"expected embeddings (batch, {self.input_dim}), got shape {tuple(x.shape)}")
         h = (self.standardize(x) - self.center) @ self.W
-        return (h @ self.AM.T - self.offset) @ self.mix.T
+        logits = (h @ self.AM.T - self.offset) @ self.mix.T
+        if self.distance_term is None:
+            return logits
+        # the clip's temperature relative to the constant one already folded into ``mix``
+        c, sl, lo, hi = self.distance_term
+        v = h - self.class_centre
+        q = ((v @ self.precision) * v).sum(dim=1) / v.shape[1]
+        rel = torch.clamp(sl * (torch.log(torch.clamp(q, min=1e-6)) - c), lo, hi)
+        return logits * torch.exp(-rel)[:, None]

@@ -57,7 +57,7 @@ import numpy as np
 from ..errors import InvalidStateError, UnknownLabelError
 from ..stats import STD_FLOOR, softmax
 from ..threads import single_blas_thread
-from .calibration import Calibration
+from .calibration import Calibration, calibration_features
 from .user_state import UserState
 
 __all__ = ["GlobalHead", "Shrinkage", "FORMAT_VERSION", "load_head"]
@@ -311,12 +311,17 @@ class GlobalHead:
         ``state``: the user's statistics (None: a user never seen); ``tenant``: a
         ``TenantState`` (None: none); ``labels``: the classes to score (default: every
         available one); one that is not available raises ``UnknownLabelError``.
-        ``calibrated``: divide the logits by the path's temperature (``calibration``; the
-        enrolled path when the user has a labelled clip); it never changes the top class.
+        ``calibrated``: apply the path's calibration (``calibration.apply``: the temperature, a
+        function of the clip's and the user's ``calibration_features`` where the path has
+        ``terms``, then the per-class bias; the enrolled path when the user has a labelled clip);
+        the temperature alone never changes the top class, a bias can.
         """
         classes, logits = self.predict_logits(X, state, tenant, labels)
-        T = self.calibration.temperature(self.is_enrolled(state)) if calibrated else 1.0
-        return classes, softmax(logits / T, axis=1).astype(np.float32)
+        if not calibrated:
+            return classes, softmax(logits, axis=1).astype(np.float32)
+        enrolled = self.is_enrolled(state)
+        feats = calibration_features(self, X, state, tenant) if self.calibration.terms(enrolled) else None
+        return classes, softmax(self.calibration.apply(logits, classes, enrolled, feats), axis=1).astype(np.float32)
 
     @single_blas_thread
     def predict_logits(self, X: np.ndarray, state: UserState | None = None, tenant: Any = None,

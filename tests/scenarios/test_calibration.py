@@ -57,11 +57,50 @@ def test_calibration_improves_held_out_fit_and_reaches_the_target_on_training(sm
         info = cal.info[path]
         if info["feasible"]:
             assert info["selective_accuracy"] >= cfg.target
-    # unenrolled and enrolled rows score the same test clips of each speaker
-    u, e = held.select(held.path == "unenrolled"), held.select(held.path == "enrolled")
+    # unenrolled and K = 5 enrolled rows score the same test clips of each speaker
+    u, e = held.select(held.path == "unenrolled"), held.select((held.path == "enrolled") & (held.shots == 5))
     assert (u.speaker == e.speaker).all() and (u.y == e.y).all()
-    # temperature scaling never changes a prediction
+    assert set(held.shots[held.path == "enrolled"].tolist()) == set(cfg.shots_grid)
+    assert (held.shots[held.path == "unenrolled"] == 0).all()
+    # temperature scaling (no bias) never changes a prediction
+    assert not cal.bias_unenrolled and not cal.bias_enrolled
     assert (held.proba(cal).argmax(1) == held.proba().argmax(1)).all()
+    # the default form: the unenrolled T depends on the clip's distance, the enrolled T on K
+    assert set(cal.terms_unenrolled) == {"log_distance"} and set(cal.terms_enrolled) == {"log_shots"}
+
+
+def test_heldout_proba_is_what_the_head_predicts_for_that_user(small):
+    """The calibrated probabilities the benchmark scores (``HeldOut.proba``) are the ones
+    ``GlobalHead.predict_proba`` (the Personalizer's path) gives the same user and clips."""
+    from dataclasses import replace
+
+    from adapt.personal import Calibration, UserState
+    from scenarios.fewshot.unseen import _first_k, speaker_splits
+
+    corpora = np.asarray(small.corpora).astype(str)
+    train = np.flatnonzero(corpora != "emovo")
+    cfg = CalibrationConfig(scheme="corpus", shots_grid=(2,), bias=("enrolled",))
+    head = calibrate_head(small, train, cfg)
+    assert head.calibration.bias_enrolled and head.calibration.terms_enrolled
+    spk = small.speakers[corpora == "emovo"][0]
+    rows = np.flatnonzero(small.speakers == spk)
+    held = heldout_predictions(head, small, rows, shots=2)
+    labels = sorted(set(small.y[corpora == "emovo"].tolist()))
+    (_, enroll, test, _), = list(speaker_splits(small, rows, 2, 0))
+    e = _first_k(enroll, small.y, 2)
+    ye = small.y[e].tolist()
+    st = UserState.empty(head.input_dim).add(small.X[e], ye, custom=[c for c in ye if c not in head.classes])
+    for path, state in (("unenrolled", None), ("enrolled", st)):
+        avail = head.available_classes(state)
+        cls_, P = head.predict_proba(small.X[test], state, None, [c for c in labels if c in avail])
+        h = held.select(held.path == path)
+        Ph = h.proba(head.calibration)[:, [h.classes.index(c) for c in cls_]]
+        np.testing.assert_allclose(Ph, P, atol=1e-5)
+    # an uncalibrated head: HeldOut.proba without a calibration is the same
+    raw = replace(head, calibration=Calibration())
+    cls0, P0 = raw.predict_proba(small.X[test], st, None, [c for c in labels if c in head.available_classes(st)])
+    h = held.select(held.path == "enrolled")
+    np.testing.assert_allclose(h.proba()[:, [h.classes.index(c) for c in cls0]], P0, atol=1e-5)
 
 
 def test_worst_ten_percent_and_groups_by_hand():
