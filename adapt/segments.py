@@ -338,7 +338,7 @@ def iter_segments(personalizer, user: str, audio: Any, *, labels: Optional[Seque
         windows = plan_windows(regions, config)
         threshold = None
         if config.smoothing > 1:
-            threshold = personalizer.uncertain_threshold(personalizer.head.is_enrolled(personalizer._state(user)))
+            threshold = personalizer.user_uncertain_threshold(user)
         pending: deque = deque()   # (window, prediction) of the current region not yet emitted
         classes: list[str] | None = None
         emitted_left: deque = deque(maxlen=max(1, config.smoothing // 2))

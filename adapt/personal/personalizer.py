@@ -494,6 +494,16 @@ class Personalizer:
         t = self.head.calibration.threshold(enrolled)
         return DEFAULT_UNCERTAIN_BELOW if t is None else float(t)
 
+    def user_uncertain_threshold(self, user: str) -> float:
+        """``uncertain_threshold`` on ``user``'s path (enrolled when the profile holds labelled
+        clips; a user without a profile takes the unenrolled path)."""
+        return self.uncertain_threshold(self.head.is_enrolled(self._state(check_user(user))))
+
+    def available_emotions(self, user: str) -> tuple[str, ...]:
+        """The emotions a prediction for ``user`` may return: the head's, then the tenant's own,
+        then the user's own (``add_emotion``); a user without a profile gets the first two."""
+        return tuple(self.head.available_classes(self._state(check_user(user)), self._tenant_state()))
+
     def forget(self, user: str, *, missing_ok: bool = False) -> bool:
         """Delete every trace of ``user`` in this tenant. Raises ``UnknownUserError`` if absent
         (unless ``missing_ok``)."""

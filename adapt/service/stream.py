@@ -371,7 +371,7 @@ async def stream_endpoint(websocket: WebSocket, user_id: str) -> None:
                 if settings.labels is not None:
                     try:
                         settings = replace(settings, labels=tuple(check_label(x) for x in settings.labels))
-                        available = st.p.head.available_classes(st.p._state(user), st.p._tenant_state())
+                        available = st.p.available_emotions(user)
                         missing = [x for x in settings.labels if x not in available]
                         if missing:
                             raise UnknownLabelError(f"unknown emotion(s) {missing}; available: {list(available)}")

@@ -182,3 +182,29 @@ def test_uncertain_flag_follows_the_threshold(tmp_path, target):
         PersonalizerConfig(uncertain_below=2.0)
     with pytest.raises(ValueError, match="tenant"):
         PersonalizerConfig(tenant="bad tenant")
+
+
+def test_available_emotions_and_the_users_uncertain_threshold(tmp_path, target, ravdess):
+    from dataclasses import replace
+
+    from adapt.personal import Calibration
+
+    emb, head = small_model()
+    head = replace(head, calibration=Calibration(uncertain_unenrolled=0.3, uncertain_enrolled=0.6))
+    p = Personalizer(emb, head, tmp_path / "profiles.db")
+    enroll, test = target
+    assert p.available_emotions("nobody") == tuple(head.classes)
+    assert p.user_uncertain_threshold("nobody") == 0.3            # no profile: the unenrolled path
+    p.observe("watcher", [test[0].path])
+    assert p.user_uncertain_threshold("watcher") == 0.3           # observed only: still unenrolled
+    p.enroll("alice", [r.path for r in enroll], [r.emotion for r in enroll])
+    assert p.user_uncertain_threshold("alice") == 0.6
+    p.add_emotion("alice", "sarcastic", [r.path for r in test if r.emotion == "calm"][:3])
+    assert p.available_emotions("alice") == tuple(head.classes) + ("sarcastic",)
+    assert "sarcastic" not in p.available_emotions("watcher")
+    from adapt.errors import InvalidIdError
+
+    with pytest.raises(InvalidIdError):
+        p.available_emotions("a/b")
+    with pytest.raises(InvalidIdError):
+        p.user_uncertain_threshold("..")
