@@ -44,7 +44,7 @@ def explain(file: Path = typer.Argument(..., help="audio file"),
     typer.echo(f"{file}: {pred.label} (p={pred.confidence:.3f}, {who}{', uncertain' if pred.uncertain else ''})")
     extra = f", convergence delta {r.delta:.3f}" if r.delta is not None else ""
     typer.echo(f"top segments ({'integrated gradients' if r.method == 'ig' else 'occlusion'}, relevance to "
-               f"p({pred.label}){extra}):")
+               f"{'log p' if r.output == 'logprob' else r.output if r.output == 'logit' else 'p'}({pred.label}){extra}):")
     for s, t, v in r.top_segments(top):
         typer.echo(f"  {s:6.2f}-{t:5.2f} s  {v:+.4f}")
     L = e.layers

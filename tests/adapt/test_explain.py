@@ -11,7 +11,9 @@ pytest.importorskip("captum")
 
 import adapt  # noqa: E402
 from adapt.errors import UnknownLabelError, UnknownUserError  # noqa: E402
-from adapt.explain.attribution import explain_time, integrated_gradients, layer_relevance, occlusion  # noqa: E402
+from adapt.explain.attribution import (  # noqa: E402
+    deleted_baselines, deletion_masks, explain_time, integrated_gradients, layer_relevance, mel_baseline, occlusion,
+    rereduced)
 from adapt.explain.cues import CueModel, cue_family, permutation_cues  # noqa: E402
 from adapt.explain.faithfulness import perturbation_curves, random_relevance  # noqa: E402
 from adapt.explain.model import for_user, waveform_tensor  # noqa: E402
@@ -107,22 +109,100 @@ def model_and_wave(personalizer, short_wave):
     return model, wave, pred
 
 
+def _log_p(model, mels, k):
+    with torch.no_grad():
+        return torch.log_softmax(model.head(model.layers_from_mel(mels).flatten(1)), dim=-1)[:, k]
+
+
+def test_deleted_baselines_are_the_clip_with_windows_silenced(model_and_wave):
+    """The default IG baselines are what the deletion curves produce: in each, the frames wholly
+    inside a silenced window sit at the clip's floor (loudest bin - 2 normalized units, not the
+    -1.5 of digital silence) when the loudest window is kept, and the kept windows are the clip."""
+    model, wave, _ = model_and_wave
+    x = waveform_tensor(wave)
+    win = 3200
+    K = int(np.ceil(x.shape[1] / win))
+    masks = deletion_masks(K, 8, seed=3)
+    assert masks.shape == (8, K) and masks.any(axis=1).all()
+    assert masks.mean(axis=1)[:4].mean() < masks.mean(axis=1)[4:].mean()    # deleted fractions spread over (0, 1)
+    with torch.no_grad():
+        mel = model.mel(x)
+        base = deleted_baselines(model, x, win, 8, seed=3)
+    assert base.shape == (8, *mel.shape[1:])
+    centre = int(mel[0].max(dim=0).values.argmax()) * 160       # the loudest frame spans centre +- 200 samples
+    loudest = sorted({max(centre - 200, 0) // win, min(centre + 200, x.shape[1] - 1) // win})
+    checked = 0
+    for b, drop in zip(base, masks):
+        if drop[loudest].any():
+            continue
+        assert float(b.max()) == pytest.approx(float(mel.max()), abs=1e-6)      # the normalization is kept
+        for w in range(K - 1):
+            frames = slice((w * win + 200) // 160 + 1, ((w + 1) * win - 200) // 160)
+            if drop[w]:
+                np.testing.assert_allclose(b[:, frames].numpy(), float(mel.max()) - 2.0, atol=1e-5)
+                checked += 1
+            elif not drop[w - 1] and not drop[w + 1] and w > 0:
+                np.testing.assert_allclose(b[:, frames].numpy(), mel[0, :, frames].numpy(), atol=1e-4)
+    assert checked >= 3
+    # the single-baseline floor is the same value everywhere; digital silence is not it
+    np.testing.assert_allclose(mel_baseline(mel, "floor").numpy(), float(mel.max()) - 2.0, atol=1e-6)
+    with torch.no_grad():
+        np.testing.assert_allclose(mel_baseline(mel, "silence").numpy(), model.mel(torch.zeros_like(x)).numpy(),
+                                   atol=1e-6)
+    assert abs((float(mel.max()) - 2.0) - (-1.5)) > 0.5
+    with pytest.raises(KeyError, match="unknown IG baseline"):
+        mel_baseline(mel, "noise")
+
+
 def test_integrated_gradients_is_complete_and_covers_the_clip(model_and_wave):
     model, wave, pred = model_and_wave
     r = integrated_gradients(model, wave, n_steps=32)
     assert r.target == pred.label and r.method == "ig" and r.attributed_to == "mel"
+    x = waveform_tensor(wave)
     with torch.no_grad():
-        p0 = float(model(torch.zeros(1, len(wave.samples)))[0, r.target_index])
-    gap = r.probability - p0
-    # completeness: the attributions sum to p(clip) - p(silence), up to captum's convergence delta
+        mel = model.mel(x)
+        base = deleted_baselines(model, x, 1600, 4, seed=0)
+    # completeness of the default (log p, 4 deleted baselines): the attributions sum to
+    # log p(clip) - mean log p(baseline), up to captum's convergence delta (mean over baselines)
+    gap = float(_log_p(model, mel, r.target_index)[0] - _log_p(model, base, r.target_index).mean())
+    assert abs(gap) > 1e-3
     assert abs(r.values.sum() - gap) == pytest.approx(r.delta, abs=1e-4)
-    assert r.delta < 0.1 * abs(gap) + 0.01
+    assert r.delta < 0.1 * abs(gap) + 0.02
+    assert model.output == "prob"                      # attributing log p left the model as it was
     assert r.raw.shape == (80, len(wave.samples) // 160 // 2 * 2)
     # the windows tile the clip
     assert r.starts[0] == 0 and r.ends[-1] == pytest.approx(wave.duration_s)
     assert len(r.values) == int(np.ceil(wave.duration_s / 0.1 - 1e-9))
     np.testing.assert_allclose(r.starts[1:], r.ends[:-1])
     assert np.abs(r.values).max() > 0
+
+
+def test_old_silence_baseline_and_the_other_variants_stay_reachable(model_and_wave):
+    model, wave, _ = model_and_wave
+    kw = {"n_steps": 16, "window_s": 0.2}
+    old = integrated_gradients(model, wave, baseline="silence", output="prob", **kw)
+    k = old.target_index
+    with torch.no_grad():
+        p_sil = float(model(torch.zeros(1, len(wave.samples)))[0, k])
+        mel = model.mel(waveform_tensor(wave))
+        p_floor = float(model.from_mel(mel_baseline(mel, "floor"))[0, k])
+    # the old default: complete against p(clip) - p(silence); the floor against p(clip) - p(floor)
+    assert abs(old.values.sum() - (old.probability - p_sil)) == pytest.approx(old.delta, abs=1e-4)
+    floor = integrated_gradients(model, wave, baseline="floor", output="prob", target=k, **kw)
+    assert abs(floor.values.sum() - (floor.probability - p_floor)) == pytest.approx(floor.delta, abs=1e-4)
+    new = integrated_gradients(model, wave, target=k, **kw)
+    assert not np.allclose(old.values, new.values, atol=1e-3)
+    # log p from the floor: complete against log p(clip) - log p(floor)
+    lg = integrated_gradients(model, wave, baseline="floor", target=k, **kw)
+    gap = float(_log_p(model, mel, k)[0] - _log_p(model, mel_baseline(mel, "floor"), k)[0])
+    assert abs(lg.values.sum() - gap) == pytest.approx(lg.delta, abs=1e-3)
+    # the positive part per bin, re-summed from the raw attributions without a second IG run
+    pos = integrated_gradients(model, wave, baseline="floor", output="prob", reduce="positive", target=k, **kw)
+    assert (pos.values >= 0).all() and pos.values.sum() >= floor.values.sum()
+    np.testing.assert_allclose(rereduced(model, floor, "positive").values, pos.values, atol=1e-6)
+    np.testing.assert_allclose(rereduced(model, pos, "sum").values, floor.values, atol=1e-6)
+    with pytest.raises(KeyError, match="unknown IG reduction"):
+        integrated_gradients(model, wave, n_steps=2, reduce="abs")
 
 
 def test_occlusion_of_a_silent_region_is_zero(model_and_wave):
