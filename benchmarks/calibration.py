@@ -345,7 +345,7 @@ def main(argv=None) -> None:
     table = FeatureTable.from_corpora(list(SHARED_CORPORA), progress=False)
     results = {}
     for protocol in args.protocols.split(","):
-        raw = bench_cache("calibration") / f"{protocol}_v2.pkl"   # v2: with the variants on the training cross-fit
+        raw = bench_cache("calibration") / f"{protocol}_v3.pkl"   # v3: feature terms carry their fitted range
         if not raw.exists():
             runs = run(table, protocol)
             with open(raw, "wb") as fh:

@@ -311,7 +311,9 @@ def fit_calibration(held: HeldOut, config: CalibrationConfig | None = None) -> C
         if p in config.bias:
             kw[f"bias_{p}"] = {c: float(v) for c, v in zip(held.classes, b) if v != 0.0}
         if F is not None:
-            kw[f"terms_{p}"] = {f: [float(c), float(sl)] for f, c, sl in zip(names, centres, slopes)}
+            # with the range of each feature in these rows: the temperature is never extrapolated
+            kw[f"terms_{p}"] = {f: [float(c), float(sl), float(F[:, j].min()), float(F[:, j].max())]
+                                for j, (f, c, sl) in enumerate(zip(names, centres, slopes))}
     cal = Calibration(**kw)
     P = held.proba(cal)
     conf, correct = P.max(axis=1), P.argmax(axis=1) == yi

@@ -61,9 +61,9 @@ class Scoring:
     means: np.ndarray
     mix: np.ndarray
     temperature: float = 1.0
-    #: ``(centre, slope, class centre [d])`` where the path's temperature depends on the clip's
-    #: ``log_distance`` (``adapt.personal.calibration``): ``log T(x) = log temperature + slope *
-    #: (log_distance(x) - centre)``; None: a constant temperature
+    #: ``(centre, slope, class centre [d], (low, high))`` where the path's temperature depends on
+    #: the clip's ``log_distance`` (``adapt.personal.calibration``): ``log T(x) = log temperature +
+    #: slope * (clip(log_distance(x), low, high) - centre)`` (no range: +-inf); None: constant
     distance_term: Any = None
 
 
@@ -138,8 +138,9 @@ def scoring_params(head: Any, state: Any = None, tenant: Any = None,
             feats = {k: float(v[0]) for k, v in f.items() if k != "log_distance"}
         T = float(calibration.temperature(labelled, feats))
         if "log_distance" in terms:
-            c, sl = (float(v) for v in terms["log_distance"])
-            term = (c, sl, np.asarray(head.means, np.float32).mean(axis=0))
+            tv = [float(v) for v in terms["log_distance"]]
+            rng = (tv[2], tv[3]) if len(tv) == 4 else (-np.inf, np.inf)
+            term = (tv[0], tv[1], np.asarray(head.means, np.float32).mean(axis=0), rng)
     return Scoring(classes=tuple(classes), mu=np.asarray(mu, np.float32), sd=np.asarray(sd, np.float32),
                    center=np.asarray(center, np.float32), W=np.asarray(W, np.float32),
                    precision=np.asarray(head.precision, np.float32), means=rows, mix=mix.astype(np.float32),
@@ -166,11 +167,11 @@ class TorchHead(nn.Module):
         if scoring.distance_term is not None:
             from ..personal.calibration import T_BOUNDS
 
-            c, sl, cc = scoring.distance_term
+            c, sl, cc, (qlo, qhi) = scoring.distance_term
             self.register_buffer("precision", t(scoring.precision))
             self.register_buffer("class_centre", t(cc))
             lo, hi = np.log(np.asarray(T_BOUNDS) / scoring.temperature)
-            self.distance_term = (float(c), float(sl), float(lo), float(hi))
+            self.distance_term = (float(c), float(sl), float(lo), float(hi), float(qlo), float(qhi))
 
     @property
     def input_dim(self) -> int:
@@ -188,8 +189,9 @@ class TorchHead(nn.Module):
         if self.distance_term is None:
             return logits
         # the clip's temperature relative to the constant one already folded into ``mix``
-        c, sl, lo, hi = self.distance_term
+        c, sl, lo, hi, qlo, qhi = self.distance_term
         v = h - self.class_centre
         q = ((v @ self.precision) * v).sum(dim=1) / v.shape[1]
-        rel = torch.clamp(sl * (torch.log(torch.clamp(q, min=1e-6)) - c), lo, hi)
+        log_q = torch.clamp(torch.log(torch.clamp(q, min=1e-6)), qlo, qhi)   # the fitted range
+        rel = torch.clamp(sl * (log_q - c), lo, hi)
         return logits * torch.exp(-rel)[:, None]

@@ -268,16 +268,19 @@ def export_head(path: str | os.PathLike, head: Any = None, *, encoder_fingerprin
     term = head.calibration.terms(False).get("log_distance")
     if term is not None:
         # the unenrolled temperature of adapt.personal.calibration (Calibration.temperature with
-        # calibration_features' log_distance): log T = log T0 + slope * (log(h'Ah / d) - centre)
+        # calibration_features' log_distance): log T = log T0 + slope * (clip(log(h'Ah / d), low, high) - centre)
         from ..personal.calibration import T_BOUNDS
 
-        centre, slope = (float(v) for v in term)
+        centre, slope = float(term[0]), float(term[1])
+        # the range of log_distance the fit saw (older calibrations: none, so a very wide one)
+        q_lo, q_hi = (float(term[2]), float(term[3])) if len(term) == 4 else (-1e30, 1e30)
         offset = -pca_center @ W - means.mean(axis=0)
         f32 = lambda a, n: numpy_helper.from_array(np.asarray(a, np.float32), n)   # noqa: E731
         inits += [f32(W, "pca_weight"), f32(offset, "pca_offset"), f32(prec, "lda_precision"),
                   f32(np.ones((W.shape[1], 1)) / W.shape[1], "mean_weight"), f32(1e-6, "q_floor"),
                   f32(centre, "t_centre"), f32(slope, "t_slope"), f32(np.log(temperature), "t_log0"),
-                  f32(np.log(T_BOUNDS[0]), "t_log_lo"), f32(np.log(T_BOUNDS[1]), "t_log_hi")]
+                  f32(np.log(T_BOUNDS[0]), "t_log_lo"), f32(np.log(T_BOUNDS[1]), "t_log_hi"),
+                  f32(q_lo, "q_log_lo"), f32(q_hi, "q_log_hi")]
         nodes = nodes[:4] + [
             helper.make_node("MatMul", ["standardized", "pca_weight"], ["h_raw"]),
             helper.make_node("Add", ["h_raw", "pca_offset"], ["h"]),
@@ -285,7 +288,9 @@ def export_head(path: str | os.PathLike, head: Any = None, *, encoder_fingerprin
             helper.make_node("Mul", ["hA", "h"], ["hAh"]),
             helper.make_node("MatMul", ["hAh", "mean_weight"], ["q_raw"]),
             helper.make_node("Max", ["q_raw", "q_floor"], ["q"]),
-            helper.make_node("Log", ["q"], ["log_q"]),
+            helper.make_node("Log", ["q"], ["log_q_raw"]),
+            helper.make_node("Max", ["log_q_raw", "q_log_lo"], ["log_q_low"]),
+            helper.make_node("Min", ["log_q_low", "q_log_hi"], ["log_q"]),
             helper.make_node("Sub", ["log_q", "t_centre"], ["dq"]),
             helper.make_node("Mul", ["dq", "t_slope"], ["dlog_t"]),
             helper.make_node("Add", ["dlog_t", "t_log0"], ["log_t_raw"]),

@@ -78,13 +78,15 @@ def _check_bias(name: str, v: Any) -> None:
 
 def _check_terms(name: str, v: Any) -> None:
     if not isinstance(v, Mapping):
-        raise ValueError(f"Calibration.{name} must map feature names to [centre, slope], got {v!r}")
+        raise ValueError(f"Calibration.{name} must map feature names to [centre, slope(, low, high)], got {v!r}")
     for k, cs in v.items():
         if k not in FEATURES:
             raise ValueError(f"Calibration.{name}: unknown feature {k!r}; known: {list(FEATURES)}")
-        if (not isinstance(cs, (list, tuple)) or len(cs) != 2
-                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in cs)):
-            raise ValueError(f"Calibration.{name}[{k!r}] must be [centre, slope] (finite), got {cs!r}")
+        if (not isinstance(cs, (list, tuple)) or len(cs) not in (2, 4)
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in cs)
+                or (len(cs) == 4 and cs[2] > cs[3])):
+            raise ValueError(f"Calibration.{name}[{k!r}] must be [centre, slope] or [centre, slope, low, high] "
+                             f"(finite, low <= high), got {cs!r}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,9 @@ class Calibration:
     temperature, ``b`` its per-class bias (``bias_*``: class name -> bias; a class it does not
     name, e.g. a user's own emotion, gets 0; a column outside the row's label set stays
     ``-inf``). ``temperature_unenrolled`` / ``temperature_enrolled``: the base temperatures.
-    ``terms_enrolled``: feature name (``FEATURES``) -> ``[centre, slope]``; an enrolled user's
+    ``terms_enrolled``: feature name (``FEATURES``) -> ``[centre, slope, low, high]`` (``low`` /
+    ``high``: the feature's range in the fitted rows, ``x`` is clipped to it; older files hold
+    ``[centre, slope]`` and extrapolate); an enrolled user's
     temperature is ``temperature_enrolled * exp(sum slope * (x - centre))`` for the user's
     features ``x`` (``user_features``), clipped to ``T_BOUNDS``; empty: one temperature for
     every enrolled user. ``uncertain_unenrolled`` / ``uncertain_enrolled``: flag a prediction
@@ -134,25 +138,30 @@ class Calibration:
         return self != Calibration()
 
     def terms(self, enrolled: bool) -> dict:
-        """The ``{feature: [centre, slope]}`` of a path's temperature (empty: a constant)."""
+        """The ``{feature: [centre, slope, low, high]}`` of a path's temperature (empty: a constant)."""
         return self.terms_enrolled if enrolled else self.terms_unenrolled
 
     def temperature(self, enrolled: bool, features: Mapping[str, Any] | None = None):
         """The temperature of a path (``enrolled``: the user has labelled clips): the path's base
         temperature times ``exp(sum slope * (x - centre))`` over its ``terms`` for ``features``
         ``x`` (``calibration_features``: floats or per-row arrays; a feature not given or not
-        finite counts as its centre), clipped to ``T_BOUNDS``. A float without terms or features,
+        finite counts as its centre; a term ``[centre, slope, low, high]`` first clips ``x`` to
+        the range its fit saw, so a clip nearer the class centre than any fitted one, or a user
+        with more shots, is not extrapolated to a near-zero temperature), clipped to ``T_BOUNDS``. A float without terms or features,
         else an array."""
         base = self.temperature_enrolled if enrolled else self.temperature_unenrolled
         terms = self.terms(enrolled)
         if not terms or not features:
             return float(base)
         log_t = np.log(base)
-        for name, (centre, slope) in terms.items():
+        for name, term in terms.items():
+            centre, slope = term[0], term[1]
             x = features.get(name)
             if x is not None:
-                x = np.asarray(x, dtype=np.float64)
-                log_t = log_t + slope * (np.where(np.isfinite(x), x, centre) - centre)
+                x = np.where(np.isfinite(x := np.asarray(x, dtype=np.float64)), x, centre)
+                if len(term) == 4:   # never extrapolate beyond the values the fit saw
+                    x = np.clip(x, term[2], term[3])
+                log_t = log_t + slope * (x - centre)
         T = np.clip(np.exp(log_t), *T_BOUNDS)
         return float(T) if np.ndim(T) == 0 else T
 

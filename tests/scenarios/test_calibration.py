@@ -38,6 +38,12 @@ def test_calibration_is_a_function_of_the_training_speakers_only(small):
     np.testing.assert_array_equal(head2.means, head.means)
     held = cross_fit(small, train, cfg)
     assert set(held.speaker.tolist()) <= set(small.speakers[train].tolist())
+    # every feature term carries the range of that feature on the cross-fitted training rows
+    for p in ("unenrolled", "enrolled"):
+        for name, (_, _, lo, hi) in head.calibration.terms(p == "enrolled").items():
+            scored = np.isfinite(held.logits[np.arange(len(held)), held.y_index])   # the rows the fit used
+            v = held.features[name][(held.path == p) & scored & np.isfinite(held.features[name])]
+            assert (lo, hi) == pytest.approx((v.min(), v.max()))
     assert not set(held.speaker.tolist()) & set(small.speakers[test].tolist())
 
 

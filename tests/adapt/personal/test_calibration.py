@@ -189,6 +189,27 @@ def test_calibration_terms_and_bias_by_hand():
     assert old.temperature(True, {"log_shots": 5.0}) == 3.0
 
 
+def test_feature_terms_never_extrapolate_beyond_their_fitted_range():
+    # [centre, slope, low, high]: x is clipped to [low, high] before the slope applies
+    cal = Calibration(temperature_unenrolled=2.0, temperature_enrolled=4.0,
+                      terms_unenrolled={"log_distance": [0.0, 1.0, -1.0, 2.0]},
+                      terms_enrolled={"log_shots": [1.0, -0.5, 0.0, np.log(10.0)]})
+    d = np.array([-30.0, -1.0, 0.5, 2.0, 9.0])
+    np.testing.assert_allclose(cal.temperature(False, {"log_distance": d}),
+                               2.0 * np.exp([-1.0, -1.0, 0.5, 2.0, 2.0]))
+    # 1000 shots per emotion get the temperature of 10, the most the fit saw
+    assert cal.temperature(True, {"log_shots": np.log(1000.0)}) == pytest.approx(
+        4.0 * np.exp(-0.5 * (np.log(10.0) - 1.0)))
+    # a two-number term (a file written before the ranges) still extrapolates, as it did
+    two = Calibration(temperature_unenrolled=2.0, terms_unenrolled={"log_distance": [0.0, 1.0]})
+    assert two.temperature(False, {"log_distance": np.array([-1.5])})[0] == pytest.approx(2.0 * np.exp(-1.5))
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+    with pytest.raises(ValueError, match="low <= high"):
+        Calibration(terms_unenrolled={"log_distance": [0.0, 1.0, 2.0, 1.0]})
+    with pytest.raises(ValueError, match="centre, slope"):
+        Calibration(terms_unenrolled={"log_distance": [0.0, 1.0, 2.0]})
+
+
 def test_features_by_hand():
     head, X, y = _head()
     st = UserState.empty(head.input_dim).add(X[:9], y[:9].tolist())          # 3 clips of each of 3 emotions
