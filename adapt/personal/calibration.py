@@ -248,6 +248,23 @@ def calibration_features(head: Any, X: np.ndarray, state: Any = None, tenant: An
     return out
 
 
+def _check_fit_input(logits: np.ndarray, y: np.ndarray, objective: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(logits as float64, y, row indices)`` after the checks ``fit_temperature`` and
+    ``fit_scaling`` share (shapes, true columns scorable, a known objective)."""
+    L = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y)
+    if L.ndim != 2 or len(L) == 0 or y.shape != (len(L),):
+        raise ValueError(f"logits [N, C] and y [N] expected, got {L.shape} and {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any() or (y >= L.shape[1]).any():
+        raise ValueError("y must hold column indices of logits")
+    rows = np.arange(len(L))
+    if not np.isfinite(L[rows, y]).all() or np.isnan(L).any() or np.isposinf(L).any():
+        raise ValueError("every true column must hold a finite logit (and no logit may be NaN or +inf)")
+    if objective not in ("brier", "nll"):
+        raise KeyError(f"unknown objective {objective!r}; known: ['brier', 'nll']")
+    return L, y, rows
+
+
 def fit_temperature(logits: np.ndarray, y: np.ndarray, *, objective: str = "brier",
                     bounds: tuple[float, float] = (0.05, 200.0)) -> float:
     """The temperature ``T`` minimizing the Brier score (``objective="brier"``, default) or the
@@ -265,17 +282,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, *, objective: str = "brie
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
 
-    L = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(y)
-    if L.ndim != 2 or len(L) == 0 or y.shape != (len(L),):
-        raise ValueError(f"logits [N, C] and y [N] expected, got {L.shape} and {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any() or (y >= L.shape[1]).any():
-        raise ValueError("y must hold column indices of logits")
-    rows = np.arange(len(L))
-    if not np.isfinite(L[rows, y]).all() or np.isnan(L).any() or np.isposinf(L).any():
-        raise ValueError("every true column must hold a finite logit (and no logit may be NaN or +inf)")
-    if objective not in ("brier", "nll"):
-        raise KeyError(f"unknown objective {objective!r}; known: ['brier', 'nll']")
+    L, y, rows = _check_fit_input(logits, y, objective)
     onehot = np.zeros_like(L)
     onehot[rows, y] = 1.0
     lo, hi = bounds
@@ -309,17 +316,7 @@ def fit_scaling(logits: np.ndarray, y: np.ndarray, *, features: np.ndarray | Non
     from scipy.optimize import minimize
     from scipy.special import log_softmax
 
-    L = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(y)
-    if L.ndim != 2 or len(L) == 0 or y.shape != (len(L),):
-        raise ValueError(f"logits [N, C] and y [N] expected, got {L.shape} and {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any() or (y >= L.shape[1]).any():
-        raise ValueError("y must hold column indices of logits")
-    rows = np.arange(len(L))
-    if not np.isfinite(L[rows, y]).all() or np.isnan(L).any() or np.isposinf(L).any():
-        raise ValueError("every true column must hold a finite logit (and no logit may be NaN or +inf)")
-    if objective not in ("brier", "nll"):
-        raise KeyError(f"unknown objective {objective!r}; known: ['brier', 'nll']")
+    L, y, rows = _check_fit_input(logits, y, objective)
     F = np.zeros((len(L), 0)) if features is None else np.asarray(features, dtype=np.float64).reshape(len(L), -1)
     if not np.isfinite(F).all():
         raise ValueError("features must be finite")
