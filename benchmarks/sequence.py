@@ -1,6 +1,6 @@
 """Sequence heads on frame features vs. pooled heads: speaker-independent 5-fold UA and leave one corpus out.
 
-Writes ``benchmarks/results/sequence.md`` (the default run; BENCHMARKS.md is rendered by the lead).
+Writes ``benchmarks/results/sequence.md`` and rebuilds BENCHMARKS.md (``benchmarks.render.publish``).
 
     .venv/bin/python -m benchmarks.sequence              # default: settings picked on training speakers, re-run heads
     .venv/bin/python -m benchmarks.sequence --select attentive --grid 0 6   # only the settings grid (prints)
@@ -45,7 +45,8 @@ from adapt.heads.spectrogram import SpectrogramCNNHead
 from scenarios.sequence import Fold, Method, evaluate, frame_tables, loco_folds, pooled_view, speaker_folds
 from scenarios.splits import speaker_kfold
 
-from ._common import RESULTS, ROOT, SHARED_CORPORA, bench_cache, load_average, provenance
+from ._common import ROOT, SHARED_CORPORA, bench_cache, load_average, provenance
+from .render import publish
 
 LOGMEL = FrameOptions(rate_factor=2)
 POOL = 4              # cached 12.5 Hz frames averaged 4 more at load time: 3.125 Hz (CPU budget; see the section)
@@ -410,7 +411,7 @@ def main() -> None:
     text = render(si_rows, loco_rows, si_methods, loco_methods, corpora, archs, front, sel_lines, info, wall)
     print(text)
     if not args.no_write and not args.quick:
-        (RESULTS / "sequence.md").write_text(text)   # the lead renders BENCHMARKS.md
+        publish("sequence", text)
 
 
 def run_rerun(args, corpora, t_start) -> None:
@@ -458,9 +459,7 @@ def run_rerun(args, corpora, t_start) -> None:
     text = render_rerun(sel, picks, si_rows, loco_rows, heads, corpora, info, wall, check)
     print(text)
     if not args.no_write:
-        out = RESULTS / "sequence.md"   # the lead renders BENCHMARKS.md
-        out.write_text(text)
-        print(f"wrote {out}")
+        print(f"wrote {publish('sequence', text)}")
 
 
 def previous_section() -> tuple[str, str]:
