@@ -31,8 +31,15 @@ def test_every_page_is_covered_and_skips_say_why():
             assert why is None or len(why.strip()) > 10, f"{page.name}: a skipped block needs a reason"
 
 
+#: pages whose blocks take over a minute on 2 cores: run with ``-m slow`` (continual.md fine-tunes the
+#: Whisper encoder over audio; its embedding-level API is also executed by notebook 02, and the
+#: audio path with a tiny encoder by tests/scenarios/continual/test_audio.py)
+SLOW_PAGES = {"continual"}
+
+
 @pytest.mark.corpora
-@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_PAGES else p
+                                  for p in PAGES], ids=[p.stem for p in PAGES])
 def test_doc_page_python_blocks_run(page, tmp_path, data_dir):
     runnable = [code for why, code in blocks(page) if why is None]
     if not runnable:
