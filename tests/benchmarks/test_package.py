@@ -79,3 +79,19 @@ def test_modules_run_with_dash_m(name):
     proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--help"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_sequence_previous_settings_block_comes_from_its_verbatim_copy():
+    """benchmarks.sequence shows the rows it did not re-run from a file in the tree (not from git at
+    run time, which a shallow clone lacks); the copy is the committed results file, verbatim."""
+    import subprocess
+
+    from benchmarks import sequence
+
+    prov, body = sequence.previous_section()
+    assert prov.startswith("Command: `.venv/bin/python -m benchmarks.sequence`")
+    assert body.startswith("#### Speaker-independent 5-fold UA") and "### " not in body.replace("#### ", "")
+    assert "| attentive | 0.733 |" in body     # the previous 8-epoch attentive row the section cites
+    git = subprocess.run(["git", "show", ":".join(sequence.PREVIOUS)], cwd=ROOT, capture_output=True, text=True)
+    if git.returncode == 0:                   # a full clone: the copy is byte-identical to git's
+        assert (ROOT / sequence.PREVIOUS_FILE).read_text(encoding="utf-8") == git.stdout
