@@ -200,7 +200,8 @@ class Calibration:
         return cls(**d)
 
 
-def calibration_features(head: Any, X: np.ndarray, state: Any = None, tenant: Any = None) -> dict[str, np.ndarray]:
+def calibration_features(head: Any, X: np.ndarray, state: Any = None, tenant: Any = None, *,
+                         head_space: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The ``FEATURES`` of clips ``X`` [N, D] of a user (``state``, a ``UserState`` or None)
     under ``head`` (a ``GlobalHead``), from what the prediction already uses (no new per-user
     data is stored), each an array [N] (a user's numbers repeated; NaN where undefined):
@@ -214,6 +215,9 @@ def calibration_features(head: Any, X: np.ndarray, state: Any = None, tenant: An
       means, squared distance over what sampling noise alone would give if the user's spread were
       the head's; NaN with one emotion).
 
+    ``head_space``: ``X`` already in head space (what the prediction computed: ``GlobalHead``
+    passes it so a prediction projects its clips once); None: projected here.
+
     Why hand-written: these are a few lines of the head's own algebra (no library computes them).
     """
     X = np.asarray(X, dtype=np.float32)
@@ -221,16 +225,10 @@ def calibration_features(head: Any, X: np.ndarray, state: Any = None, tenant: An
     counts = np.asarray(state.counts, dtype=np.float64) if state is not None else np.zeros(0)
     idx = np.flatnonzero(counts > 0)
     labelled = len(idx) > 0
-    prior = tenant.prior() if tenant is not None else None
-    sh = head.shrinkage
-    if state is None:
-        mu, sd = head.normalizer(0, None, None, labelled=False, prior=prior)
-    else:
-        shared = labelled and (sh.own_centre <= 0 or any(
-            n > 0 and c not in state.custom for c, n in zip(state.labels, state.counts)))
-        mu, sd = head.normalizer(state.n, state.mean, state.m2, labelled=shared, prior=prior)
+    norm = None if head_space is not None and len(idx) < 2 else head.user_normalizer(state, tenant)
     A = np.asarray(head.precision, dtype=np.float64)
-    H = np.asarray(head.to_head_space(X, mu, sd), dtype=np.float64) - np.asarray(head.means, np.float64).mean(axis=0)
+    H = head.to_head_space(X, *norm) if head_space is None else head_space
+    H = np.asarray(H, dtype=np.float64) - np.asarray(head.means, np.float64).mean(axis=0)
     out = {"log_distance": np.log(np.maximum(np.einsum("nd,de,ne->n", H, A, H) / head.dim, 1e-6))}
     nan = np.full(N, np.nan)
     if not labelled:
@@ -238,7 +236,7 @@ def calibration_features(head: Any, X: np.ndarray, state: Any = None, tenant: An
     n = counts[idx]
     out["log_shots"] = np.full(N, float(np.log(n.mean())))
     if len(idx) >= 2:
-        M = np.asarray(head.to_head_space(state.sums[idx] / n[:, None], mu, sd), dtype=np.float64)
+        M = np.asarray(head.to_head_space(state.sums[idx] / n[:, None], *norm), dtype=np.float64)
         a, b = np.triu_indices(len(idx), k=1)
         V = M[a] - M[b]
         d2 = np.einsum("pd,de,pe->p", V, A, V) / ((1.0 / n[a] + 1.0 / n[b]) * head.dim)

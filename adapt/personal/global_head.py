@@ -316,17 +316,37 @@ class GlobalHead:
         ``terms``, then the per-class bias; the enrolled path when the user has a labelled clip);
         the temperature alone never changes the top class, a bias can.
         """
-        classes, logits = self.predict_logits(X, state, tenant, labels)
+        classes, logits, H = self._scores(X, state, tenant, labels)
         if not calibrated:
             return classes, softmax(logits, axis=1).astype(np.float32)
         enrolled = self.is_enrolled(state)
-        feats = calibration_features(self, X, state, tenant) if self.calibration.terms(enrolled) else None
+        feats = (calibration_features(self, X, state, tenant, head_space=H) if self.calibration.terms(enrolled)
+                 else None)
         return classes, softmax(self.calibration.apply(logits, classes, enrolled, feats), axis=1).astype(np.float32)
+
+    def user_normalizer(self, state: UserState | None, tenant: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu, sd)``: the standardization of a prediction for the user of ``state`` (None: a
+        user never seen), with ``tenant``'s prior (``TenantState`` or None)."""
+        prior = tenant.prior() if tenant is not None else None
+        if state is None:
+            return self.normalizer(0, None, None, labelled=False, prior=prior)
+        # clips of the user's own emotions say nothing about where the known emotions are
+        # centred: with ``own_centre`` they do not switch the centre to the labelled prior
+        shared = self.is_enrolled(state) and (self.shrinkage.own_centre <= 0 or any(
+            n > 0 and c not in state.custom for c, n in zip(state.labels, state.counts)))
+        return self.normalizer(state.n, state.mean, state.m2, labelled=shared, prior=prior)
 
     @single_blas_thread
     def predict_logits(self, X: np.ndarray, state: UserState | None = None, tenant: Any = None,
                        labels: Sequence[str] | None = None) -> tuple[tuple[str, ...], np.ndarray]:
         """``(classes, logits [N, len(classes)])``: the uncalibrated scores behind ``predict_proba``."""
+        classes, logits, _ = self._scores(X, state, tenant, labels)
+        return classes, logits
+
+    def _scores(self, X: np.ndarray, state: UserState | None, tenant: Any,
+                labels: Sequence[str] | None) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """``predict_logits`` and the clips in head space ``H`` [N, dim] it scored (which
+        ``calibration_features`` needs too)."""
         available = self.available_classes(state, tenant)
         classes = available if labels is None else tuple(labels)
         missing = [c for c in classes if c not in available]
@@ -338,15 +358,7 @@ class GlobalHead:
         t_index = {c: i for i, c in enumerate(tenant.labels)} if tenant is not None else {}
         u_index = {c: i for i, c in enumerate(state.labels)} if state is not None else {}
         labelled = self.is_enrolled(state)
-        prior = tenant.prior() if tenant is not None else None
-        if state is None:
-            mu, sd = self.normalizer(0, None, None, labelled=False, prior=prior)
-        else:
-            # clips of the user's own emotions say nothing about where the known emotions are
-            # centred: with ``own_centre`` they do not switch the centre to the labelled prior
-            shared = labelled and (self.shrinkage.own_centre <= 0 or any(
-                n > 0 and c not in state.custom for c, n in zip(state.labels, state.counts)))
-            mu, sd = self.normalizer(state.n, state.mean, state.m2, labelled=shared, prior=prior)
+        mu, sd = self.user_normalizer(state, tenant)
         H = self.to_head_space(X, mu, sd)
         sh = self.shrinkage
         tenant_means = {}
@@ -398,7 +410,7 @@ class GlobalHead:
             logits = L
         else:
             logits = self.logits(H, np.stack([self.means[g_index[c]] for c in classes]))
-        return classes, np.asarray(logits, dtype=np.float64)
+        return classes, np.asarray(logits, dtype=np.float64), H
 
     # -- persistence -------------------------------------------------------------------------
     _ARRAYS = ("means", "precision", "prior_mean", "prior_var")
